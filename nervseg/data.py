@@ -1,0 +1,225 @@
+"""Datasets: finding image/mask pairs, grouped splits, training tensors.
+
+Pairs are found in either layout: `images/<stem>.png` + `masks/<stem>.png`, or
+`<stem>_mask.png|.tif` beside or under `masks/`. Splits are grouped (kaggle-bp
+by subject) and seeded, and recorded in each model card.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import data_root
+from . import preprocess as pp
+from .io import load_image, load_mask
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm")
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    mask: Path
+
+    @property
+    def stem(self) -> str:
+        return self.image.stem
+
+
+def _mask_for(stem: str, folders: list[Path]) -> Path | None:
+    for folder in folders:
+        for name in (f"{stem}_mask", stem):
+            for suf in MASK_SUFFIXES:
+                p = folder / f"{name}{suf}"
+                if p.is_file():
+                    return p
+    return None
+
+
+def find_pairs(folder: Path) -> list[Pair]:
+    """Image/mask pairs under `folder` (with images/ and masks/, or flat with *_mask files)."""
+    folder = Path(folder)
+    img_dir = folder / "images" if (folder / "images").is_dir() else folder
+    mask_dirs = [folder / "masks", img_dir] if (folder / "masks").is_dir() else [img_dir]
+    pairs = []
+    for p in sorted(img_dir.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.stem.endswith("_mask") or not p.is_file():
+            continue
+        m = _mask_for(p.stem, mask_dirs)
+        if m is not None and m != p:
+            pairs.append(Pair(p, m))
+    return pairs
+
+
+def kaggle_subject(stem: str) -> str:
+    """Subject id of a Kaggle frame name `SUBJ_IMG`."""
+    return stem.split("_")[0]
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    key: str
+    classes: tuple[str, ...]
+    data_name: str
+    licence: str
+    input_size: tuple[int, int]  # (H, W)
+
+
+TASKS = {
+    "usgra": TaskSpec(
+        "usgra",
+        ("background", "nerve", "vessel"),
+        "usgra-seg (Kandaouroff 2025, github.com/tmkand/usgra-seg)",
+        "CC-BY 4.0",
+        (256, 256),
+    ),
+    "kaggle-bp": TaskSpec(
+        "kaggle-bp",
+        ("background", "nerve"),
+        "Kaggle 2016 Ultrasound Nerve Segmentation (brachial plexus)",
+        "Kaggle competition data: non-commercial research only, not redistributable",
+        (192, 256),
+    ),
+}
+
+
+@dataclass
+class Split:
+    train: list[Pair]
+    val: list[Pair]
+    extra_train: list[Pair]  # e.g. empty full-resolution frames of training subjects
+    heldout_fullres: list[Pair]  # full-resolution pairs of validation subjects
+    description: dict
+
+
+def split_task(task: str, root: Path | None = None, seed: int = 0, val_fraction: float = 0.2) -> Split:
+    """The fixed, seeded, grouped train/validation split of a task."""
+    root = Path(root) if root else data_root()
+    rng = random.Random(seed)
+    if task == "usgra":
+        pairs = find_pairs(root / "usgra-seg")
+        stems = sorted(p.stem for p in pairs)
+        rng.shuffle(stems)
+        n_val = round(len(stems) * val_fraction)
+        val_stems = set(stems[:n_val])
+        train = [p for p in pairs if p.stem not in val_stems]
+        val = [p for p in pairs if p.stem in val_stems]
+        desc = {
+            "method": f"random by image, seed {seed}, {val_fraction:.0%} validation (no subject labels exist; one examiner)",
+            "train_images": len(train),
+            "val_images": len(val),
+            "val_stems": sorted(val_stems),
+        }
+        return Split(train, val, [], [], desc)
+    if task == "kaggle-bp":
+        pairs = find_pairs(root / "kaggle-bp" / "images-256")
+        subjects = sorted({kaggle_subject(p.stem) for p in pairs}, key=int)
+        # Subject 2 is always held out so its full-resolution frames (with empties)
+        # score the Kaggle rule on an unseen subject; subject 1's empty full-resolution
+        # frames are the only real "no nerve" examples, so subject 1 trains.
+        others = [s for s in subjects if s not in ("1", "2")]
+        rng.shuffle(others)
+        n_val = max(1, round(len(subjects) * val_fraction)) - 1
+        val_subjects = {"2", *others[:n_val]}
+        train = [p for p in pairs if kaggle_subject(p.stem) not in val_subjects]
+        val = [p for p in pairs if kaggle_subject(p.stem) in val_subjects]
+        full = find_pairs(root / "kaggle-bp" / "fullres")
+        extra = [p for p in full if kaggle_subject(p.stem) not in val_subjects and _is_empty_mask(p.mask)]
+        held = [p for p in full if kaggle_subject(p.stem) in val_subjects]
+        desc = {
+            "method": f"by subject, seed {seed}; subject 2 always validation, subject 1 always training",
+            "val_subjects": sorted(val_subjects, key=int),
+            "train_subjects": sorted(set(subjects) - val_subjects, key=int),
+            "train_images": len(train),
+            "train_empty_fullres_frames": len(extra),
+            "val_images": len(val),
+            "heldout_fullres_frames": len(held),
+            "heldout_fullres_empty": sum(_is_empty_mask(p.mask) for p in held),
+        }
+        return Split(train, val, extra, held, desc)
+    raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
+
+
+def _is_empty_mask(path: Path) -> bool:
+    return not load_mask(path).any()
+
+
+# ---------------------------------------------------------------- tensors
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize to (H, W) the way inference does (area for images, nearest for masks)."""
+    h, w = size
+    return (
+        cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA),
+        cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST),
+    )
+
+
+def load_arrays(
+    pairs: list[Pair], size: tuple[int, int], settings: pp.Preprocess
+) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs preprocessed and resized: images (N, H, W) uint8, masks (N, H, W) uint8."""
+    images, masks = [], []
+    for p in pairs:
+        img, m = load_image(p.image), load_mask(p.mask)
+        img, m = resize_pair(pp.apply(img, settings), m, size)
+        images.append(img)
+        masks.append(m)
+    return np.stack(images), np.stack(masks)
+
+
+def augmentation(strength: str = "default"):
+    """Albumentations pipeline for training (geometric + intensity).
+
+    Flips: a left/right mirror is a plausible probe orientation. Small affine:
+    probe pressure and position vary. Brightness/contrast and gamma: gain and
+    depth-compensation settings vary between machines. Multiplicative noise:
+    speckle strength varies. None of them alters the anatomy's topology.
+    """
+    import albumentations as A
+
+    if strength == "none":
+        return None
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), p=0.7,
+                     border_mode=cv2.BORDER_CONSTANT),
+            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
+            A.RandomGamma(gamma_limit=(80, 120), p=0.3),
+            A.MultiplicativeNoise(multiplier=(0.9, 1.1), per_channel=False, elementwise=True, p=0.2),
+        ]
+    )
+
+
+class SegDataset:
+    """In-memory training set of (image, mask) arrays with optional augmentation."""
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, norm: dict, transform=None):
+        self.images, self.masks, self.transform = images, masks, transform
+        self.scale = float(norm.get("scale", 1 / 255))
+        self.mean = float(norm.get("mean", 0.0))
+        self.std = float(norm.get("std", 1.0))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        img, m = self.images[i], self.masks[i]
+        if self.transform is not None:
+            out = self.transform(image=img, mask=m)
+            img, m = out["image"], out["mask"]
+        x = (img.astype(np.float32) * self.scale - self.mean) / self.std
+        return torch.from_numpy(x[None].copy()), torch.from_numpy(m.astype(np.int64))

@@ -1,0 +1,113 @@
+"""Score models on a folder of images and masks.
+
+    python -m nervseg.evaluate --model kaggle-bp-unet --data DIR [--out FILE.csv]
+    python -m nervseg.evaluate --all --data DIR
+
+DIR holds images/ and masks/ (mask named <stem>.png or <stem>_mask.png|.tif), or
+image and *_mask files side by side. Writes a per-image CSV and a JSON summary
+per class (per-image mean ± sd, pooled). Empty masks follow nervseg.metrics' rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+from . import metrics
+from .data import Pair, find_pairs
+from .io import check_pair, load_image_data, load_mask
+
+
+def evaluate_pairs(segmenter, pairs: list[Pair], progress=None) -> dict:
+    """Per-image rows and a per-class summary for one segmenter over `pairs`."""
+    classes = segmenter.classes
+    rows, per_class = [], {c: [] for c in classes[1:]}
+    for i, pair in enumerate(pairs):
+        data = load_image_data(pair.image)
+        true = load_mask(pair.mask)
+        check_pair(data.image, true, pair.image.name, pair.mask.name)
+        pred = segmenter.predict(data.image)
+        for cid, cname in enumerate(classes):
+            if cid == 0:
+                continue
+            s = metrics.score(pred.mask, true, cid, data.pixel_spacing_mm)
+            per_class[cname].append(s)
+            rows.append({"model": segmenter.card.id, "image": pair.image.name, "class": cname,
+                         "truth_empty": int(not (true == cid).any()), "seconds": round(pred.seconds, 4),
+                         **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
+        if progress:
+            progress(i + 1, len(pairs))
+    summary = {"n_images": len(pairs), "per_class": {}}
+    for cname, scores in per_class.items():
+        agg = metrics.aggregate(scores)
+        entry = {f"{k}_mean": agg.mean[k] for k in metrics.METRIC_KEYS}
+        entry.update({f"{k}_sd": agg.sd[k] for k in metrics.METRIC_KEYS})
+        entry["pooled"] = agg.pooled
+        entry["hd95_infinite"] = agg.hd95_infinite
+        nonempty = [s for s in scores if s["tp"] + s["fn"] > 0]
+        entry["n_truth_nonempty"] = len(nonempty)
+        entry["dice_mean_truth_nonempty"] = (
+            float(sum(s["dice"] for s in nonempty) / len(nonempty)) if nonempty else None
+        )
+        summary["per_class"][cname] = entry
+    return {"rows": rows, "summary": summary}
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _json_safe(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None if math.isnan(o) else "inf"
+    if isinstance(o, dict):
+        return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_json_safe(v) for v in o]
+    return o
+
+
+def main(argv=None) -> None:
+    from .inference import load
+    from .models import available
+
+    ap = argparse.ArgumentParser(prog="python -m nervseg.evaluate", description=__doc__.split("\n")[0])
+    who = ap.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="model id (see models/*.json)")
+    who.add_argument("--all", action="store_true", help="every shipped model")
+    ap.add_argument("--data", type=Path, required=True, help="folder with images and masks")
+    ap.add_argument("--out", type=Path, default=None, help="per-image CSV (JSON summary beside it)")
+    ap.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    args = ap.parse_args(argv)
+
+    pairs = find_pairs(args.data)
+    if not pairs:
+        raise SystemExit(f"no image/mask pairs found under {args.data}")
+    ids = [c.id for c in available()] if args.all else [args.model]
+    all_rows, summaries = [], {}
+    for mid in ids:
+        seg = load(mid, tta=args.tta)
+        res = evaluate_pairs(seg, pairs)
+        all_rows += res["rows"]
+        summaries[mid] = res["summary"]
+        for cname, e in res["summary"]["per_class"].items():
+            print(f"{mid:24s} {cname:7s} n={res['summary']['n_images']:4d} "
+                  f"dice {e['dice_mean']:.4f} ± {e['dice_sd']:.4f}  pooled {e['pooled']['dice']:.4f}  "
+                  f"iou {e['iou_mean']:.4f}  hd95 {e['hd95_mean'] if e['hd95_mean'] is not None else float('nan'):.1f}px")
+    if args.out:
+        write_csv(all_rows, args.out)
+        args.out.with_suffix(".json").write_text(json.dumps(_json_safe(summaries), indent=2))
+        print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
