@@ -1,0 +1,185 @@
+"""Pair uploaded images with their masks (several files, or one zip) and score them.
+
+Naming follows `nervseg.data`: a mask is `<stem>_mask.<ext>` anywhere, or
+`<stem>.<ext>` inside a `masks/` folder (its image then lives in `images/`).
+Works on bytes, so uploads never touch the disk.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Callable
+
+import numpy as np
+
+from . import metrics
+from .data import IMAGE_SUFFIXES, MASK_SUFFIXES
+from .io import InputError, check_pair, load_image_data, load_mask
+
+MAX_ZIP_MEMBERS = 5000
+MAX_ZIP_BYTES = 500 * 1024 * 1024  # uncompressed, guards against zip bombs
+
+
+@dataclass
+class BatchPair:
+    """One image and its ground-truth mask, as bytes."""
+
+    stem: str
+    image_name: str
+    image: bytes
+    mask_name: str
+    mask: bytes
+
+
+@dataclass
+class Pairing:
+    pairs: list[BatchPair]
+    unmatched: list[str]  # images without a mask, or masks without an image
+
+
+def _role(path: str) -> tuple[str, str] | None:
+    """('image'|'mask', stem) from a file path, or None for files we ignore."""
+    p = PurePosixPath(path.replace("\\", "/"))
+    if p.name.startswith(".") or "__MACOSX" in p.parts:
+        return None
+    suffix = p.suffix.lower()
+    parents = {part.lower() for part in p.parts[:-1]}
+    if p.stem.endswith("_mask") and suffix in MASK_SUFFIXES:
+        return "mask", p.stem[: -len("_mask")]
+    if "masks" in parents and suffix in MASK_SUFFIXES:
+        return "mask", p.stem
+    if suffix in IMAGE_SUFFIXES:
+        return "image", p.stem
+    return None
+
+
+def pair_files(files: list[tuple[str, bytes]]) -> Pairing:
+    """Match (name, bytes) files into image/mask pairs by stem."""
+    images, masks = {}, {}
+    for name, data in files:
+        role = _role(name)
+        if role is None:
+            continue
+        kind, stem = role
+        (images if kind == "image" else masks)[stem] = (name, data)
+    pairs = [
+        BatchPair(stem, images[stem][0], images[stem][1], masks[stem][0], masks[stem][1])
+        for stem in sorted(images)
+        if stem in masks
+    ]
+    unmatched = sorted({images[s][0] for s in images if s not in masks} | {masks[s][0] for s in masks if s not in images})
+    return Pairing(pairs, unmatched)
+
+
+def read_zip(data: bytes, name: str = "archive.zip") -> list[tuple[str, bytes]]:
+    """(path, bytes) of every file in a zip, refusing damaged or over-large archives."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise InputError(f"{name}: this is not a zip archive, or it is damaged.") from None
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise InputError(f"{name}: too many files ({len(members)}; the limit is {MAX_ZIP_MEMBERS}).")
+    total = sum(m.file_size for m in members)
+    if total > MAX_ZIP_BYTES:
+        raise InputError(f"{name}: too large once unpacked ({total / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB).")
+    out = []
+    try:
+        for m in members:
+            if _role(m.filename) is not None:
+                out.append((m.filename, zf.read(m)))
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as e:
+        raise InputError(f"{name}: a file in the archive could not be unpacked ({e}).") from None
+    return out
+
+
+def pair_zip(data: bytes, name: str = "archive.zip") -> Pairing:
+    """Image/mask pairs from a zip (images/ + masks/, or *_mask files); InputError if none."""
+    files = read_zip(data, name)
+    if not any(_role(n)[0] == "image" for n, _ in files):
+        raise InputError(f"{name}: the archive holds no images (PNG, JPEG, TIFF, BMP or DICOM).")
+    pairing = pair_files(files)
+    if not pairing.pairs:
+        raise InputError(
+            f"{name}: no image has a matching mask. Put images in images/ and masks in masks/ "
+            "with the same name, or name each mask <image name>_mask.png."
+        )
+    return pairing
+
+
+@dataclass
+class Loaded:
+    stem: str
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float] | None
+    image_name: str
+
+
+def load_pair(pair: BatchPair) -> Loaded:
+    """Decode one pair and check that the mask fits the image (InputError otherwise)."""
+    data = load_image_data(pair.image, pair.image_name)
+    mask = load_mask(pair.mask, pair.mask_name)
+    check_pair(data.image, mask, pair.image_name, pair.mask_name)
+    return Loaded(pair.stem, data.image, mask, data.pixel_spacing_mm, pair.image_name)
+
+
+def score_rows(model_id: str, image_name: str, pred_mask: np.ndarray, true_mask: np.ndarray,
+               classes: list[str], spacing=None, seconds: float = 0.0) -> list[dict]:
+    """One row per foreground class: the `nervseg.metrics.score` of a prediction."""
+    rows = []
+    for cid, cname in enumerate(classes):
+        if cid == 0:
+            continue
+        s = metrics.score(pred_mask, true_mask, cid, spacing)
+        rows.append({"model": model_id, "image": image_name, "class": cname,
+                     "truth_empty": int(not (true_mask == cid).any()), "seconds": round(seconds, 4),
+                     **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per (model, class): mean ± sd and pooled of every metric, via `metrics.aggregate`."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["class"]), []).append(r)
+    out = []
+    for (model, cname), rs in groups.items():
+        agg = metrics.aggregate(rs)
+        entry = {"model": model, "class": cname, "n_images": agg.n_images}
+        for k in metrics.METRIC_KEYS:
+            entry[f"{k}_mean"] = agg.mean[k]
+            entry[f"{k}_sd"] = agg.sd[k]
+            if k != "hd95":
+                entry[f"{k}_pooled"] = agg.pooled.get(k)
+        entry["hd95_infinite"] = agg.hd95_infinite
+        out.append(entry)
+    return out
+
+
+def score_batch(predict: Callable, model_ids: list[str], pairs: list[BatchPair], classes_of: Callable,
+                progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], list[str]]:
+    """Score every model on every pair; returns (rows, skipped pair reasons).
+
+    `predict(model_id, pair, image)` returns a Prediction; `classes_of(model_id)`
+    the model's class names. A pair that cannot be read is skipped with its reason.
+    """
+    rows, skipped = [], []
+    loaded = []
+    for pair in pairs:
+        try:
+            loaded.append((pair, load_pair(pair)))
+        except InputError as e:
+            skipped.append(str(e))
+    total, done = len(loaded) * len(model_ids), 0
+    for mid in model_ids:
+        for pair, item in loaded:
+            pred = predict(mid, pair, item.image)
+            rows += score_rows(mid, item.image_name, pred.mask, item.mask, classes_of(mid), item.spacing, pred.seconds)
+            done += 1
+            if progress:
+                progress(done, total)
+    return rows, skipped

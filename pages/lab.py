@@ -1,0 +1,83 @@
+"""Preprocessing lab: tune the filters, see before/after, and the what-if effect on the model."""
+
+import streamlit as st
+
+import app_common as ac
+from nervseg import viz
+from nervseg.preprocess import Preprocess, PreprocessError
+
+st.title("Preprocessing lab")
+card = ac.current_card()
+if card is None:
+    ac.no_models_notice()
+    st.stop()
+
+own = Preprocess.from_dict(card.preprocess)
+st.info(f"**{card.name}** was trained with this preprocessing: **{own.describe()}**. Settings here replace it on "
+        "every page until you reset: a what-if, since the model never saw such images in training.",
+        icon=":material/science:")
+
+FIELDS = {  # key: (label, min, max, step, help)
+    "nlm_strength": ("Speckle reduction (non-local means h)", 0.0, 30.0, 1.0, "0 = off. Averages speckle texture, keeps edges."),
+    "median_kernel": ("Median filter kernel", 0, 15, 1, "0 or 1 = off; odd sizes only."),
+    "gaussian_sigma": ("Gaussian blur sigma (px)", 0.0, 5.0, 0.1, "0 = off."),
+    "clahe_clip": ("CLAHE clip limit", 0.0, 10.0, 0.1, "0 = off. Local contrast equalisation."),
+    "clahe_tile": ("CLAHE tiles per side", 2, 32, 1, "Used when CLAHE is on."),
+}
+
+
+def _store() -> None:
+    values = {k: st.session_state[f"lab_{k}"] for k in FIELDS}
+    if values["median_kernel"] > 1 and values["median_kernel"] % 2 == 0:
+        values["median_kernel"] += 1  # the slider moves by 1; the filter needs odd sizes
+        st.session_state["lab_median_kernel"] = values["median_kernel"]
+    st.session_state["preprocess"] = values
+
+
+def _reset() -> None:
+    st.session_state["preprocess"] = None
+    for k in FIELDS:
+        st.session_state.pop(f"lab_{k}", None)
+
+
+active = (ac.current_preprocess() or own).to_dict()
+cols = st.columns(len(FIELDS) + 1)
+for col, (k, (label, lo, hi, step, hlp)) in zip(cols, FIELDS.items()):
+    if f"lab_{k}" not in st.session_state:
+        st.session_state[f"lab_{k}"] = type(lo)(active[k])
+    col.slider(label, lo, hi, step=step, key=f"lab_{k}", help=hlp, on_change=_store)
+cols[-1].button("Reset to the model's settings", on_click=_reset, width="stretch",
+                disabled=st.session_state.get("preprocess") is None)
+
+try:
+    settings = ac.current_preprocess() or own
+except PreprocessError as e:
+    ac.show_input_error(e)
+    st.stop()
+st.caption(f"Active: {ac.preprocess_summary(card)}")
+
+picked = ac.image_picker("lab")
+if picked is None:
+    st.info("Upload a scan or pick a sample to see the effect.", icon=":material/upload:")
+    st.stop()
+image = picked.image.image
+after = ac.cached_preprocess(picked.hash, image, settings)
+
+a, b = st.columns(2)
+a.image(image, caption="Before (as loaded)", width="stretch")
+b.image(after, caption=f"After: {settings.describe()}", width="stretch")
+st.plotly_chart(viz.histogram_figure({"before": image, "after": after}), width="stretch")
+
+st.subheader(f"Effect on {card.name}")
+try:
+    base = ac.cached_predict(card.id, picked.hash, image, None)
+    what_if = ac.cached_predict(card.id, picked.hash, image, settings.to_dict())
+except ac.USER_ERRORS as e:
+    ac.show_input_error(e)
+    st.stop()
+a, b = st.columns(2)
+a.image(viz.overlay(image, base.mask), caption=f"With the model's own preprocessing ({own.describe()})", width="stretch")
+b.image(viz.overlay(image, what_if.mask), caption=f"With these settings ({settings.describe()})", width="stretch")
+st.markdown(ac.legend_html(card.classes), unsafe_allow_html=True)
+changed = float((base.mask != what_if.mask).mean())
+st.caption(f"{changed:.1%} of pixels change class under these settings.")

@@ -1,0 +1,162 @@
+"""Ground-truth metrics: score models on one image + mask or a batch, per class, with worst cases."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+import app_common as ac
+from nervseg import batch, metrics, viz
+from nervseg.io import InputError
+
+PUBLISHED = [  # nerve Dice reported by others on the Kaggle 2016 brachial-plexus data
+    ("Six-model study (Kaggle data)", "DenseNet", 0.3067),
+    ("Six-model study (Kaggle data)", "VGG", 0.2668),
+    ("Six-model study (Kaggle data)", "SK-U-Net", 0.2376),
+    ("Six-model study (Kaggle data)", "U-Net", 0.1737),
+    ("Student project (Kaggle data)", "U-Net", 0.618),
+]
+
+st.title("Ground-truth metrics")
+all_cards = ac.cards()
+card = ac.current_card()
+if card is None:
+    ac.no_models_notice()
+    st.stop()
+
+with st.expander("How empty masks are scored", expanded=False):
+    st.markdown(metrics.__doc__.split("Empty-mask rule", 1)[1].split("\n", 1)[1])
+
+labels = {c.id: c.name for c in all_cards}
+default = [c.id for c in ac.same_task_cards(card)]
+chosen = st.multiselect("Models", list(labels), default=default, format_func=labels.get, key="metrics_models",
+                        help="Default: every model of the sidebar model's task.")
+mode = st.radio("Ground truth", ["One image + mask", "Batch: several files or a zip"], horizontal=True,
+                key="metrics_mode")
+pre = ac.preprocess_dict()
+st.caption(f"Preprocessing: {ac.preprocess_summary(card)} · each model's own decision (argmax) is scored.")
+
+
+def predict(mid: str, pair: batch.BatchPair, image):
+    return ac.cached_predict(mid, ac.image_hash(pair.image), image, pre)
+
+
+rows, skipped, pairs = [], [], []
+if mode.startswith("One"):
+    picked = ac.image_picker("metrics")
+    if picked is None:
+        st.info("Upload a scan (or pick a shared-data sample, which comes with its mask).", icon=":material/upload:")
+        st.stop()
+    truth = ac.mask_uploader("Ground-truth mask (PNG/TIFF: class ids 0/1/2, or 0/255)", "metrics_mask",
+                             picked.image.image, default=picked.mask)
+    if truth is None:
+        st.info("Add the ground-truth mask of this scan.", icon=":material/upload:")
+        st.stop()
+    from nervseg.viz import png_bytes
+
+    pairs = [batch.BatchPair(picked.name.rsplit(".", 1)[0], picked.name, picked.data, "mask.png", png_bytes(truth))]
+    rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
+else:
+    files = st.file_uploader("Images and masks (masks named <image>_mask.png/.tif), or one zip with images/ and masks/",
+                             type=ac.UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="metrics_batch")
+    if not files:
+        st.info("Upload several images with their masks, or a zip.", icon=":material/upload:")
+        st.stop()
+    try:
+        pairing = batch.Pairing([], [])
+        loose = []
+        for f in files:
+            if f.name.lower().endswith(".zip"):
+                p = batch.pair_zip(f.getvalue(), f.name)
+                pairing.pairs += p.pairs
+                pairing.unmatched += p.unmatched
+            else:
+                loose.append((f.name, f.getvalue()))
+        if loose:
+            p = batch.pair_files(loose)
+            pairing.pairs += p.pairs
+            pairing.unmatched += p.unmatched
+        if not pairing.pairs:
+            raise InputError("No image has a matching mask: name masks <image name>_mask.png (or .tif), "
+                             "or put them in a zip with images/ and masks/.")
+    except InputError as e:
+        ac.show_input_error(e)
+        st.stop()
+    if pairing.unmatched:
+        st.warning(f"Without a partner, not scored: {', '.join(pairing.unmatched[:10])}"
+                   + ("…" if len(pairing.unmatched) > 10 else ""))
+    pairs = pairing.pairs
+    bar = st.progress(0.0, text=f"Scoring {len(pairs)} pairs with {len(chosen)} models…")
+    rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes,
+                                      progress=lambda d, t: bar.progress(d / t, text=f"Scored {d}/{t}"))
+    bar.empty()
+
+for reason in skipped:
+    ac.show_input_error(InputError(reason))
+if not chosen:
+    st.info("Choose at least one model.")
+    st.stop()
+if not rows:
+    st.stop()
+
+df = pd.DataFrame(rows)
+names = {c.id: c.arch_display + (" (" + c.task + ")" if len({ac.card_by_id(m).task for m in chosen}) > 1 else "")
+         for c in all_cards}
+summary = pd.DataFrame(batch.summarise(rows))
+n_images = df["image"].nunique()
+st.subheader(f"Results: {n_images} image{'s' if n_images != 1 else ''}")
+for cname in df["class"].unique():
+    st.markdown(f"**{cname}**")
+    if n_images == 1:
+        table = df[df["class"] == cname][["model", *metrics.METRIC_KEYS]].copy()
+        table["model"] = table["model"].map(names)
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.4f") for k in metrics.METRIC_KEYS})
+        continue
+    s = summary[summary["class"] == cname]
+    shown = pd.DataFrame({"model": s["model"].map(names), "images": s["n_images"]})
+    for k in metrics.METRIC_KEYS:
+        shown[k] = [f"{ac.fmt(m)} ± {ac.fmt(sd)}" for m, sd in zip(s[f"{k}_mean"], s[f"{k}_sd"])]
+    shown["HD95 ∞ (one mask empty)"] = s["hd95_infinite"].values
+    st.dataframe(shown, hide_index=True, width="stretch")
+    pooled = pd.DataFrame({"model": s["model"].map(names),
+                           **{f"{k} (pooled)": s[f"{k}_pooled"] for k in metrics.METRIC_KEYS if k != "hd95"}})
+    st.dataframe(pooled, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in pooled.columns[1:]})
+st.caption("Per-image mean ± sd; pooled = from pixel counts summed over all images. HD95 in pixels "
+           "(mm with DICOM spacing), its mean over images where it is finite.")
+
+if n_images > 1:
+    c1, c2 = st.columns([1, 3])
+    metric = c1.selectbox("Chart metric", metrics.METRIC_KEYS, key="metrics_chart")
+    cls = c1.selectbox("Class", list(df["class"].unique()), key="metrics_chart_class")
+    chart = df[(df["class"] == cls) & df[metric].map(lambda v: v is not None and math.isfinite(v))].copy()
+    chart["model"] = chart["model"].map(names)
+    c2.plotly_chart(viz.metric_box_figure(chart.to_dict("records"), metric, "model"), width="stretch")
+
+st.subheader("Worst cases")
+worst = df[df["class"] == "nerve"].sort_values("dice").head(3)
+by_name = {p.image_name: p for p in pairs}
+cols = st.columns(max(1, len(worst)))
+for col, (_, r) in zip(cols, worst.iterrows()):
+    pair = by_name.get(r["image"])
+    if pair is None:
+        continue
+    item = batch.load_pair(pair)
+    pred = predict(r["model"], pair, item.image)
+    col.image(viz.error_map(item.image, pred.mask, item.mask, 1), width="stretch",
+              caption=f"{r['image']} · {names[r['model']]} · nerve Dice {r['dice']:.3f}")
+st.markdown(" ".join(f"<span style='color:#{c[0]:02x}{c[1]:02x}{c[2]:02x}'>■</span> {k}"
+                     for k, c in viz.ERROR_COLOURS.items()) + " (true positive, false positive, false negative)",
+            unsafe_allow_html=True)
+st.download_button("Per-image results (CSV)", df.to_csv(index=False), "nervseg_metrics.csv", "text/csv")
+
+st.subheader("Beside published results")
+ours = summary[summary["class"] == "nerve"]
+table = [{"source": "ours (this run)", "model": names[m], "nerve Dice": d}
+         for m, d in zip(ours["model"], ours["dice_mean"])]
+table += [{"source": f"theirs: {src}", "model": model, "nerve Dice": d} for src, model, d in PUBLISHED]
+st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
+             column_config={"nerve Dice": st.column_config.NumberColumn(format="%.4f")})
+st.caption("Published figures are theirs, on the Kaggle 2016 brachial-plexus data with their own splits and "
+           "empty-mask handling; ours are on the images scored above. Compare with care.")
