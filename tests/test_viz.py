@@ -1,0 +1,104 @@
+"""nervseg.viz: arrays with the right colours in the right places, and plotly figures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from nervseg import viz
+
+
+@pytest.fixture
+def scene():
+    img = np.full((40, 50), 100, np.uint8)
+    mask = np.zeros((40, 50), np.uint8)
+    mask[5:15, 5:15] = 1
+    mask[20:30, 30:45] = 2
+    return img, mask
+
+
+def test_overlay_tints_only_mask_pixels(scene):
+    img, mask = scene
+    out = viz.overlay(img, mask, alpha=0.5)
+    assert out.shape == (40, 50, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[mask == 0], 100)
+    nerve = np.round(0.5 * 100 + 0.5 * np.array(viz.CLASS_COLOURS[1]))
+    vessel = np.round(0.5 * 100 + 0.5 * np.array(viz.CLASS_COLOURS[2]))
+    np.testing.assert_allclose(out[10, 10], nerve, atol=1)
+    np.testing.assert_allclose(out[25, 40], vessel, atol=1)
+    np.testing.assert_array_equal(viz.overlay(img, mask, alpha=0.0)[..., 0], img)
+
+
+def test_contours_on_the_boundary_only(scene):
+    img, mask = scene
+    out = viz.contours(img, mask, thickness=1)
+    changed = (out != viz.to_rgb(img)).any(axis=2)
+    assert changed[5, 5:15].all()  # top edge of the nerve square
+    assert not changed[10, 10]  # interior untouched
+    assert not changed[0, 0]
+    np.testing.assert_array_equal(out[5, 10], viz.CLASS_COLOURS[1])
+
+
+def test_heatmap_brighter_where_probable():
+    img = np.full((20, 20), 50, np.uint8)
+    prob = np.zeros((20, 20), np.float32)
+    prob[:, 10:] = 1.0
+    out = viz.heatmap(img, prob, alpha=0.6)
+    assert out.shape == (20, 20, 3)
+    assert out[:, 10:].mean() > out[:, :10].mean() + 30
+
+
+def test_error_map_colours(scene):
+    img, truth = scene
+    pred = np.zeros_like(truth)
+    pred[5:15, 10:20] = 1  # half overlaps the truth square
+    out = viz.error_map(img, pred, truth, class_id=1, alpha=1.0)
+    np.testing.assert_array_equal(out[10, 12], viz.ERROR_COLOURS["TP"])
+    np.testing.assert_array_equal(out[10, 17], viz.ERROR_COLOURS["FP"])
+    np.testing.assert_array_equal(out[10, 7], viz.ERROR_COLOURS["FN"])
+    np.testing.assert_array_equal(out[35, 2], (100, 100, 100))
+
+
+def test_disagreement_map(scene):
+    img, a = scene
+    b = a.copy()
+    b[5:15, 5:10] = 0
+    out = viz.disagreement_map(img, [a, b, a], alpha=1.0)
+    np.testing.assert_array_equal(out[10, 7], (255, 50, 50))
+    np.testing.assert_array_equal(out[10, 12], (100, 100, 100))
+
+
+def test_legend_and_side_by_side(scene):
+    img, mask = scene
+    assert viz.legend(["background", "nerve", "vessel"]) == [
+        ("nerve", "#%02x%02x%02x" % viz.CLASS_COLOURS[1]),
+        ("vessel", "#%02x%02x%02x" % viz.CLASS_COLOURS[2]),
+    ]
+    assert [n for n, _ in viz.legend(["background", "nerve"])] == ["nerve"]
+    row = viz.side_by_side(img, viz.overlay(img, mask), np.zeros((20, 25), np.uint8), gap=4)
+    assert row.shape == (40, 50 + 4 + 50 + 4 + 50, 3)
+    assert (row[:, 50:54] == 255).all()
+
+
+def test_png_bytes_round_trip(scene):
+    img, mask = scene
+    rgb = viz.overlay(img, mask)
+    dec = cv2.cvtColor(cv2.imdecode(np.frombuffer(viz.png_bytes(rgb), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(dec, rgb)
+    grey = cv2.imdecode(np.frombuffer(viz.png_bytes(img), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(grey, img)
+
+
+def test_plotly_figures(scene):
+    img, _ = scene
+    fig = viz.histogram_figure({"raw": img, "other": img // 2})
+    assert len(fig.data) == 2 and fig.data[0].y[100] == img.size
+    curves = {"epoch": [1, 2, 3], "train_loss": [1.0, 0.7, 0.5], "val_dice_nerve": [0.2, 0.4, 0.5]}
+    fig = viz.curves_figure(curves)
+    assert [t.name for t in fig.data] == ["training loss", "validation nerve Dice"]
+    assert list(fig.data[0].y) == [1.0, 0.7, 0.5]
+    rows = [{"model": m, "dice": d} for m, d in [("a", 0.5), ("a", 0.7), ("b", 0.9)]]
+    assert len(viz.metric_box_figure(rows).data) == 2
+    fig = viz.dice_matrix_figure(["a", "b"], np.array([[1.0, 0.6], [0.6, 1.0]]))
+    assert fig.data[0].z.shape == (2, 2)
