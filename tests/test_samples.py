@@ -1,0 +1,110 @@
+"""Sample manifest and on-request download, against a local HTTP server serving ../shared/data."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import socket
+import threading
+
+import pytest
+
+from nervseg import samples
+
+
+@pytest.fixture
+def server(data_root):
+    """http.server on 127.0.0.1 serving the shared data folder; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_root))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NERVSEG_SAMPLES_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_manifest_lists_public_cc_by_images():
+    items = samples.manifest()
+    assert len(items) >= 3
+    for s in items:
+        assert s.url.startswith("https://raw.githubusercontent.com/tmkand/usgra-seg/main/dataset/images/")
+        assert s.licence == "CC-BY 4.0" and "Kandaouroff" in s.attribution
+        assert len(s.sha256) == 64 and s.url.endswith(s.path)
+
+
+def test_manifest_hashes_match_the_shared_copies(data_root):
+    for s in samples.manifest():
+        local = data_root / "usgra-seg" / s.path
+        assert hashlib.sha256(local.read_bytes()).hexdigest() == s.sha256, s.name
+
+
+def test_fetch_downloads_with_progress_then_uses_the_cache(server, cache, monkeypatch, data_root):
+    monkeypatch.setenv("NERVSEG_SAMPLES_URL", server + "usgra-seg")
+    sample = samples.manifest()[0]
+    assert sample.url.startswith("http://127.0.0.1:")
+    calls = []
+    path = samples.fetch(sample, progress=lambda done, total: calls.append((done, total)))
+    assert path.parent == cache
+    assert path.read_bytes() == (data_root / "usgra-seg" / sample.path).read_bytes()
+    assert calls and calls[-1][0] == calls[-1][1] == path.stat().st_size
+    # now offline: the cached, verified copy is still served
+    monkeypatch.setenv("NERVSEG_SAMPLES_URL", "http://127.0.0.1:9/")
+    assert samples.fetch(samples.manifest()[0]) == path
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_offline_raises_a_typed_readable_error(cache, monkeypatch):
+    monkeypatch.setenv("NERVSEG_SAMPLES_URL", f"http://127.0.0.1:{_closed_port()}/")
+    with pytest.raises(samples.OfflineError, match="offline"):
+        samples.fetch(samples.manifest()[0], timeout=3)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_wrong_content_is_refused(tmp_path, cache, monkeypatch):
+    """A server returning other bytes under the same name: sha256 mismatch, nothing cached."""
+    (tmp_path / "www" / "images").mkdir(parents=True)
+    sample = samples.manifest()[0]
+    (tmp_path / "www" / sample.path).write_bytes(b"not the scan")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("NERVSEG_SAMPLES_URL", f"http://127.0.0.1:{httpd.server_address[1]}/")
+        with pytest.raises(samples.SampleError, match="sha256"):
+            samples.fetch(samples.manifest()[0])
+        monkeypatch.setenv("NERVSEG_SAMPLES_URL", f"http://127.0.0.1:{httpd.server_address[1]}/nowhere/")
+        with pytest.raises(samples.SampleError, match="404"):
+            samples.fetch(samples.manifest()[0])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert samples.cached_path(sample) is None
+
+
+def test_local_samples_pair_shared_images_with_masks(data_root):
+    from nervseg.io import check_pair, load_image, load_mask
+
+    found = samples.local_samples(per_dataset=2)
+    assert {s.dataset for s in found} >= {"usgra-seg", "kaggle-bp"}
+    for s in found:
+        assert s.image.is_file() and s.mask is not None
+        check_pair(load_image(s.image), load_mask(s.mask))
+
+
+def test_local_samples_empty_without_data(tmp_path):
+    assert samples.local_samples(root=tmp_path / "absent") == []
