@@ -1,0 +1,99 @@
+"""AppTest of the Cine page: upload a clip, process it, scrub, download; bad clips give st.error."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "cine.py")
+MODEL_ID = "kaggle-bp-unet"
+
+if str(ROOT) not in sys.path:  # the page imports app_common from the project root
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def shipped_bp_model():
+    from nervseg.models import ModelError, get_card
+
+    try:
+        return get_card(MODEL_ID)
+    except ModelError as e:
+        pytest.skip(f"shipped model {MODEL_ID} not available yet ({e})")
+
+
+@pytest.fixture(scope="module")
+def clip_bytes(tmp_path_factory) -> bytes:
+    from test_video import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("cine") / "drift.mp4", n=12, size_wh=(128, 96)).read_bytes()
+
+
+def new_app():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["model_id"] = MODEL_ID
+    return at
+
+
+def test_upload_process_scrub_download(shipped_bp_model, clip_bytes):
+    at = new_app().run()
+    assert not at.exception
+    assert not at.button and any("Upload a clip" in i.value for i in at.info)  # nothing to process yet
+    at.file_uploader(key="cine_upload").set_value(("drift.mp4", clip_bytes, "video/mp4")).run()
+    assert not at.exception and not at.error
+    assert any("12 frames" in m.value for m in at.markdown)
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    results = at.session_state["cine_results"]
+    assert len(results) == 1
+    result = next(iter(results.values()))
+    assert result.n_frames == 12 and result.model_id == MODEL_ID and result.video_mp4
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Frames"] == "12" and float(labels["Achieved frames/s"]) > 0
+    assert at.get("video"), "the overlay video is not shown"
+    downloads = at.get("download_button")
+    assert len(downloads) == 2
+    # scrubbing shows the chosen frame and reuses the stored result (no recomputation)
+    at.slider(key="cine_frame").set_value(7).run()
+    assert not at.exception
+    assert [c for img in at.get("image") for c in img.captions][0].startswith("Frame 7 ·")
+    assert next(iter(at.session_state["cine_results"].values())) is result
+    assert at.button[0].disabled  # same settings: nothing to redo
+    # a different smoothing is a new result key: processing is offered again
+    at.slider(key="cine_smoothing").set_value(0.0).run()
+    assert not at.button[0].disabled
+
+
+def test_corrupt_clip_shows_error(shipped_bp_model, clip_bytes):
+    at = new_app().run()
+    at.file_uploader(key="cine_upload").set_value(("broken.mp4", clip_bytes[:40] + bytes(3000), "video/mp4")).run()
+    assert not at.exception
+    assert at.error and "broken.mp4" in at.error[0].value
+    assert not at.button  # nothing to process
+
+
+def test_empty_file_shows_error(shipped_bp_model):
+    at = new_app().run()
+    at.file_uploader(key="cine_upload").set_value(("empty.mov", b"", "video/quicktime")).run()
+    assert not at.exception
+    assert at.error and "empty" in at.error[0].value
+
+
+def test_pick_sample_clip(shipped_bp_model):
+    """A shared bp-videos clip can be picked and is decoded (processing it is left to the browser test)."""
+    from nervseg import video
+
+    clips = video.sample_clips()
+    if not clips:
+        pytest.skip("bp-videos sample clips not found under the data root")
+    at = new_app().run()
+    at.selectbox(key="cine_sample").set_value(clips[0].name).run()
+    assert not at.exception and not at.error
+    n = len(video.load_clip(clips[0]))
+    assert any(f"{n} frames" in m.value and clips[0].name in m.value for m in at.markdown)
+    assert at.button[0].label == "Process clip" and not at.button[0].disabled
