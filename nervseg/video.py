@@ -35,6 +35,10 @@ from .measure import measure
 from .viz import overlay
 
 ProgressFn = Callable[[int, int], None]
+
+
+class VideoEncodeError(RuntimeError):
+    """The overlay video could not be written (ffmpeg failed)."""
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
 
@@ -143,7 +147,7 @@ class Mp4Writer:
         self.path = str(path)
         w, h = size_wh
         self.pad = (w % 2, h % 2)  # yuv420p needs even width and height
-        self._gen = imageio_ffmpeg.write_frames(
+        self._gen = imageio_ffmpeg.write_frames(  # a generator: frames go in with .send()
             self.path,
             (w + self.pad[0], h + self.pad[1]),
             pix_fmt_in="rgb24",
@@ -155,17 +159,26 @@ class Mp4Writer:
             output_params=["-movflags", "+faststart"],
             ffmpeg_log_level="error",
         )
-        self._gen.send(None)
         self.frames = 0
+        try:
+            self._gen.send(None)
+        except (OSError, RuntimeError) as e:
+            raise VideoEncodeError(f"the video encoder could not start ({e})") from None
 
     def write(self, rgb: np.ndarray) -> None:
         if any(self.pad):
             rgb = np.pad(rgb, ((0, self.pad[1]), (0, self.pad[0]), (0, 0)), mode="edge")
-        self._gen.send(np.ascontiguousarray(rgb))
+        try:
+            self._gen.send(np.ascontiguousarray(rgb))
+        except (OSError, RuntimeError, StopIteration) as e:
+            raise VideoEncodeError(f"the video encoder stopped at frame {self.frames} ({e})") from None
         self.frames += 1
 
     def close(self) -> None:
-        self._gen.close()
+        try:
+            self._gen.close()
+        except (OSError, RuntimeError) as e:
+            raise VideoEncodeError(f"the video could not be finished ({e})") from None
 
 
 def encode_mp4(frames: Sequence[np.ndarray], fps: float) -> bytes:

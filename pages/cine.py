@@ -141,7 +141,7 @@ results = st.session_state.get(RESULTS_KEY, {})
 if st.button("Process clip", type="primary", icon=":material/play_arrow:", disabled=key in results):
     try:
         _store(key, _process(frames, decode_s, card, smoothing, preprocess))
-    except (InputError, ModelError) as e:
+    except (InputError, ModelError, video.VideoEncodeError) as e:
         ac.show_input_error(e)
         st.stop()
     results = st.session_state[RESULTS_KEY]

@@ -85,7 +85,7 @@ def test_empty_file_shows_error(shipped_bp_model):
 
 
 def test_pick_sample_clip(shipped_bp_model):
-    """A shared bp-videos clip can be picked and is decoded (processing it is left to the browser test)."""
+    """A shared bp-videos clip can be picked and is decoded (processing 145-220 real frames is too slow for a unit test)."""
     from nervseg import video
 
     clips = video.sample_clips()

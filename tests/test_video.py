@@ -298,3 +298,26 @@ def test_real_clip_with_shipped_model(bp_clip, bp_segmenter):
     # their share of the frame would give by chance
     box_area = np.mean([video.boxes_mask(frames.frames.shape[1:], boxes[i]).mean() for i in range(16)])
     assert a["inside_share"] > 2 * box_area
+
+
+def test_agreement_cli(tmp_path, clip_path, monkeypatch, capsys):
+    """`python -m nervseg.video agreement` over every kaggle-bp card, figures printed and saved."""
+    import json
+
+    models = tmp_path / "models"
+    models.mkdir()
+    make_random_card(models, "unet", ["background", "nerve"], "random-bp")
+    make_random_card(models, "unet", ["background", "nerve", "vessel"], "random-usgra")  # not brachial plexus
+    monkeypatch.setenv("NERVSEG_MODELS", str(models))
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(clip_path.read_bytes())
+    lines = [json.dumps({str(i): {"tracker": "csrt", "bounding_boxes": "[[20, 20, 40, 40]]"}}) for i in range(24)]
+    clip.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    out_json = tmp_path / "agreement.json"
+    assert video.main(["agreement", str(clip), "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "random-bp" in printed and "random-usgra" not in printed
+    (result,) = json.loads(out_json.read_text())
+    assert result["model"] == "random-bp" and result["all"]["annotated_frames"] == 24
+    share = result["clips"]["c.mp4"]["inside_share"]
+    assert share != share or 0.0 <= share <= 1.0  # NaN when the random model predicts no nerve
