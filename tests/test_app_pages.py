@@ -1,0 +1,268 @@
+"""Every dashboard page through streamlit's AppTest, with the shipped models and real scans."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import nervseg
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "streamlit_app.py"
+PAGES = ["pages/home.py", "pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py",
+         "pages/cine.py", "pages/models.py"]
+TIMEOUT = 300
+
+
+def run_app(page: str | None = None, sidebar: list | None = None, **state) -> AppTest:
+    """Run the app (Home first), then switch to `page`.
+
+    AppTest keeps sidebar elements of the main script only on the first run of a
+    session (a limitation of the test harness, not of the app: the browser test
+    sees the sidebar on every page), so `sidebar` collects them from that run.
+    """
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    if sidebar is not None:
+        sidebar.extend([c.value for c in at.sidebar.caption] + [m.value for m in at.sidebar.markdown]
+                       + [w.value for w in at.sidebar.warning])
+        sidebar.extend(s.value for s in at.sidebar.selectbox)
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info])
+
+
+@pytest.fixture(scope="module")
+def model(shipped_cards):
+    """One shipped card, preferring the Kaggle U-Net (the first one trained)."""
+    by_id = {c.id: c for c in shipped_cards}
+    return by_id.get("kaggle-bp-unet") or shipped_cards[0]
+
+
+@pytest.fixture(scope="module")
+def trio(shipped_cards):
+    """A task with all three architectures shipped (skips otherwise)."""
+    for task in ("kaggle-bp", "usgra"):
+        group = [c for c in shipped_cards if c.task == task]
+        if {c.architecture for c in group} >= {"unet", "densenet", "sk-unet"}:
+            return group
+    pytest.skip("no task has U-Net, DenseNet and SK-U-Net shipped in models/ yet")
+
+
+def scan_for(card, data_root) -> Path:
+    if card.task == "usgra":
+        return data_root / "usgra-seg" / "images" / "0003.png"
+    return data_root / "kaggle-bp" / "images-256" / "images" / "10_1.png"
+
+
+def mask_for(card, data_root) -> Path:
+    if card.task == "usgra":
+        return data_root / "usgra-seg" / "masks" / "0003.png"
+    return data_root / "kaggle-bp" / "images-256" / "masks" / "10_1_mask.png"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(page, model):
+    if not (ROOT / page).exists():
+        pytest.skip(f"{page} not written yet")
+    side = []
+    at = run_app(page, sidebar=side, model_id=model.id)
+    assert_clean(at)
+    assert not errors(at)
+    assert any("not a medical device" in str(s) for s in side)
+    assert model.id in side  # the sidebar's model choice
+    assert at.session_state["model_id"] == model.id
+
+
+def test_no_models_is_stated_on_every_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("NERVSEG_MODELS", str(tmp_path))
+    for page in PAGES:
+        if not (ROOT / page).exists():
+            continue
+        side = []
+        at = run_app(page, sidebar=side)
+        assert_clean(at)
+        assert any("No trained models yet" in str(s) for s in side)
+        if page != "pages/cine.py":
+            assert any("No trained models yet" in i.value for i in at.info), page
+
+
+def test_segment_shows_overlay_and_measurements(model, data_root):
+    from nervseg.inference import load
+    from nervseg.io import load_image
+    from nervseg.measure import measure
+
+    path = scan_for(model, data_root)
+    at = run_app("pages/segment.py", model_id=model.id)
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert not errors(at)
+    assert len(at.image) == 1 and path.name in at.image[0].captions[0]
+    expected = measure(load(model.id).predict(load_image(path)).mask_at(0.5), model.classes)
+    table = at.dataframe[0].value
+    assert list(table["structure"]) == model.classes[1:]
+    assert list(table["area (px)"]) == [s.area_px for s in expected]
+    assert list(table["components"]) == [s.components for s in expected]
+    assert [m.label for m in at.metric] == model.classes[1:]
+    # the chosen image stays when the user moves to another page and back
+    at.switch_page("pages/lab.py").run()
+    assert_clean(at)
+    at.switch_page("pages/segment.py").run()
+    assert path.name in at.image[0].captions[0]
+
+
+def test_slider_change_on_a_segmented_image_rerenders_fast(model, data_root):
+    path = scan_for(model, data_root)
+    at = run_app("pages/segment.py", model_id=model.id)
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    timings = []
+    for value in (0.2, 0.8, 0.6):
+        t0 = time.perf_counter()
+        at.slider(key="seg_opacity").set_value(value).run()
+        timings.append(time.perf_counter() - t0)
+        assert_clean(at)
+    t0 = time.perf_counter()
+    at.slider(key="seg_threshold").set_value(0.3).run()
+    timings.append(time.perf_counter() - t0)
+    print(f"\nslider re-render times (s): {[round(t, 3) for t in timings]}")
+    assert max(timings) < 1.0, timings
+
+
+def test_compare_shows_all_three_models(trio, data_root):
+    path = scan_for(trio[0], data_root)
+    at = run_app("pages/compare.py", model_id=trio[0].id)
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    heads = [m.value for m in at.markdown]
+    for name in ("**U-Net**", "**DenseNet**", "**SK-U-Net**"):
+        assert name in heads
+    assert len(at.image) == 4  # three overlays + the disagreement map
+    latency = at.dataframe[0].value
+    assert sorted(latency["model"]) == ["DenseNet", "SK-U-Net", "U-Net"]
+    params = {c.arch_display: round(c.parameters / 1e6, 2) for c in trio}
+    assert dict(zip(latency["model"], latency["parameters (M)"])) == params
+
+
+def test_compare_with_ground_truth_and_a_mismatched_mask(trio, data_root, kaggle_pair, usgra_pair):
+    card = next(c for c in trio if c.architecture == "unet")
+    path, mask = scan_for(card, data_root), mask_for(card, data_root)
+    at = run_app("pages/compare.py", model_id=card.id)
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    at.file_uploader[1].set_value((mask.name, mask.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert len(at.dataframe) == 2 and len(at.image) == 7  # + three TP/FP/FN views
+    other = usgra_pair[1] if card.task == "kaggle-bp" else kaggle_pair[1]
+    at.file_uploader[1].set_value((other.name, other.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert any("does not match" in e for e in errors(at))
+
+
+def test_metrics_table_equals_nervseg_metrics(model, data_root):
+    from nervseg import metrics
+    from nervseg.inference import load
+    from nervseg.io import load_image, load_mask
+
+    path, mask = scan_for(model, data_root), mask_for(model, data_root)
+    at = run_app("pages/metrics.py", model_id=model.id)
+    at.multiselect(key="metrics_models").set_value([model.id]).run()
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    at.file_uploader[1].set_value((mask.name, mask.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert not errors(at)
+    pred = load(model.id).predict(load_image(path)).mask
+    truth = load_mask(mask)
+    for cid, cname in enumerate(model.classes[1:], start=1):
+        expected = metrics.score(pred, truth, cid)
+        row = at.dataframe[cid - 1].value.iloc[0]
+        for key in metrics.METRIC_KEYS:
+            if expected[key] is None:
+                assert row[key] is None or np.isnan(row[key])
+            else:
+                assert row[key] == pytest.approx(expected[key], rel=1e-9), (cname, key)
+    assert "Empty-mask" in texts(at) or any("empty" in e.label.lower() for e in at.expander)
+
+
+def test_metrics_batch_zip_and_bad_zips(model, data_root):
+    if model.task == "usgra":
+        folder, stems, mname = data_root / "usgra-seg", ["0000", "0001", "0002"], "{}.png"
+    else:
+        folder, mname = data_root / "kaggle-bp" / "images-256", "{}_mask.png"
+        stems = [p.stem for p in sorted((folder / "images").glob("*.png"))[:3]]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for s in stems:
+            zf.write(folder / "images" / f"{s}.png", f"images/{s}.png")
+            zf.write(folder / "masks" / mname.format(s), f"masks/{mname.format(s)}")
+    at = run_app("pages/metrics.py", model_id=model.id)
+    at.multiselect(key="metrics_models").set_value([model.id]).run()
+    at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
+    at.file_uploader(key="metrics_batch").set_value([("set.zip", buf.getvalue(), "application/zip")]).run()
+    assert_clean(at)
+    assert not errors(at)
+    summary = at.dataframe[0].value
+    assert list(summary["images"]) == [3]
+    assert len(at.get("plotly_chart")) == 1
+    for bad, reason in ((b"garbage", "not a zip"), (_zip_of({"a.txt": b"x"}), "no images")):
+        at.file_uploader(key="metrics_batch").set_value([("bad.zip", bad, "application/zip")]).run()
+        assert_clean(at)
+        assert any(reason in e for e in errors(at)), errors(at)
+
+
+def _zip_of(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for k, v in entries.items():
+            zf.writestr(k, v)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("page", ["pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py"])
+@pytest.mark.parametrize("payload", [b"", b"this is not an image", b"\x89PNG\r\n\x1a\n\x00\x00truncated"])
+def test_garbage_uploads_show_an_error(page, payload, model):
+    at = run_app(page, model_id=model.id)
+    at.file_uploader[0].set_value(("scan.png", payload, "image/png")).run()
+    assert_clean(at)
+    assert errors(at), f"{page}: no st.error for {payload[:12]!r}"
+
+
+def test_lab_settings_apply_on_other_pages_until_reset(model, data_root):
+    path = scan_for(model, data_root)
+    at = run_app("pages/lab.py", model_id=model.id)
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    at.slider(key="lab_clahe_clip").set_value(2.0).run()
+    at.slider(key="lab_median_kernel").set_value(4).run()
+    assert_clean(at)
+    assert at.session_state["preprocess"]["clahe_clip"] == 2.0
+    assert at.session_state["preprocess"]["median_kernel"] == 5  # even sizes move to the next odd one
+    assert len(at.image) == 4 and len(at.get("plotly_chart")) == 1
+    at.switch_page("pages/segment.py").run()
+    assert "what-if: median 5, CLAHE clip=2" in at.image[0].captions[0]
+    side = []
+    run_app(sidebar=side, preprocess=at.session_state["preprocess"], model_id=model.id)
+    assert any("what-if: median 5, CLAHE clip=2" in str(s) for s in side)
+    at.switch_page("pages/lab.py").run()
+    assert at.slider(key="lab_clahe_clip").value == 2.0
+    at.button[0].click().run()
+    assert_clean(at)
+    assert at.session_state["preprocess"] is None
+    assert at.slider(key="lab_clahe_clip").value == float(model.preprocess.get("clahe_clip", 0.0))
