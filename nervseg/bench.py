@@ -1,0 +1,285 @@
+"""Benchmark inference speed and memory of each model on this machine.
+
+    python -m nervseg.bench [--models ID ...] [--arch ARCH ...] [--runs 20] [--batch 8]
+                            [--json FILE] [--video CLIP]
+
+For each shipped model (models/*.json), or, while none exist, each architecture with
+random weights (labelled "random weights": speed does not depend on the weights'
+values, accuracy does), it measures through `Segmenter.predict` on an image of a
+realistic size (the task's real frames: 580x420 Kaggle, 534x512 usgra-seg):
+
+- latency per frame: median and 90th percentile over `--runs` timed calls after warm-up;
+- batched throughput: frames per second through `predict_many` with `--batch`;
+- peak memory: the peak resident set size (RSS) of a fresh process that loads and runs
+  only that model, and its growth over the same process after importing torch.
+  tracemalloc cannot see torch's C++ allocations, so RSS is the honest measure; each
+  model runs in its own subprocess so one model's peak does not hide the next one's;
+- parameter count and weights file size.
+
+Prints a table and writes JSON (default: artifacts/bench.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import data_root, models_dir
+
+# Real frame sizes (H, W) per task; used when the data folder is absent as well.
+REALISTIC_SIZE = {"kaggle-bp": (420, 580), "usgra": (512, 534), "": (420, 580)}
+RANDOM_INPUT = (192, 256)  # the random-weight stand-ins use the default task input size
+RANDOM_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}  # as nervseg.train ships
+
+
+def _rss_mb() -> float:
+    """Peak RSS of this process so far, MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _test_image(task: str) -> tuple[np.ndarray, str]:
+    """A real frame of the task when the data is present, else noise of the same size."""
+    from .io import load_image
+
+    root = data_root()
+    candidates = {
+        "kaggle-bp": sorted((root / "kaggle-bp" / "fullres").glob("*[0-9].tif"))[:1],
+        "usgra": sorted((root / "usgra-seg" / "images").glob("*.png"))[:1],
+    }.get(task) or sorted((root / "kaggle-bp" / "fullres").glob("*[0-9].tif"))[:1]
+    for p in candidates:
+        try:
+            return load_image(p), f"real frame {p.name}"
+        except Exception:  # noqa: BLE001 - fall back to a synthetic frame of the real size
+            pass
+    h, w = REALISTIC_SIZE.get(task, REALISTIC_SIZE[""])
+    return np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8), "synthetic noise"
+
+
+def _random_card(arch: str, directory: Path):
+    """A random-weight card for `arch` in `directory` (never written to models/)."""
+    import torch
+
+    from .models import ARCHITECTURES, ModelCard, build, count_parameters, save_weights
+
+    torch.manual_seed(0)
+    model = build(arch, 2, **RANDOM_SMP_KWARGS)
+    model_id = f"random-{arch}"
+    weights = directory / f"{model_id}.safetensors"
+    sha, nbytes = save_weights(model, weights, "float16")
+    card = ModelCard(
+        id=model_id, name=f"{ARCHITECTURES[arch].display} (random weights)", architecture=arch,
+        classes=["background", "nerve"], encoder=ARCHITECTURES[arch].encoder, smp_kwargs=dict(RANDOM_SMP_KWARGS),
+        input_size=list(RANDOM_INPUT), task="kaggle-bp", weights_file=weights.name, weights_sha256=sha,
+        weights_bytes=nbytes, parameters=count_parameters(model), notes="random weights",
+    )
+    card.path = str(directory / f"{model_id}.json")
+    card.save(Path(card.path))
+    return card
+
+
+def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str | None,
+              video_frames: int | None, random_weights: bool) -> dict:
+    """Measure one model in this process (run it in a fresh process for a clean peak RSS)."""
+    import torch
+
+    from .inference import load
+    from .models import count_parameters
+
+    base_peak, base_now = _rss_mb(), _current_rss_mb()
+    t0 = time.perf_counter()
+    seg = load(model_id, models_dir=directory)
+    load_s = time.perf_counter() - t0
+    image, source = _test_image(seg.card.task)
+
+    for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
+        seg.predict(image)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        seg.predict(image)
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+
+    images = [image] * batch
+    seg.predict_many(images, batch_size=batch)  # warm-up at batch size
+    reps = max(3, runs // 4)
+    t = time.perf_counter()
+    for _ in range(reps):
+        seg.predict_many(images, batch_size=batch)
+    batched_fps = reps * batch / (time.perf_counter() - t)
+
+    weights = seg.card.weights_path()
+    out = {
+        "model": model_id,
+        "architecture": seg.card.architecture,
+        "weights": "random weights" if random_weights else "trained",
+        "task": seg.card.task,
+        "input_size": list(seg.card.input_size),
+        "image_size": [int(image.shape[0]), int(image.shape[1])],
+        "image_source": source,
+        "device": seg.device,
+        "torch_threads": torch.get_num_threads(),
+        "parameters": count_parameters(seg.model),
+        "weights_mb": round(weights.stat().st_size / 1e6, 2),
+        "load_seconds": round(load_s, 3),
+        "runs": runs,
+        "latency_ms_median": round(float(np.median(ms)), 1),
+        "latency_ms_p90": round(float(np.percentile(ms, 90)), 1),
+        "fps_single": round(1000 / float(np.median(ms)), 2),
+        "batch": batch,
+        "fps_batched": round(batched_fps, 2),
+        "rss_peak_mb": round(_rss_mb(), 0),
+        "rss_after_import_mb": round(base_now, 0),
+        "rss_growth_mb": round(_rss_mb() - max(base_peak, base_now), 0),
+    }
+    if video:
+        from . import video as nvideo
+
+        kwargs = {"max_frames": video_frames} if video_frames else {}
+        out["video"] = nvideo.benchmark_clip(seg, video, batch, **kwargs)
+    return out
+
+
+def _run_worker(spec: dict) -> dict:
+    """Run bench_one in a fresh Python process and return its JSON result."""
+    cmd = [sys.executable, "-m", "nervseg.bench", "--worker", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"model": spec["model_id"], "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def format_table(results: list[dict]) -> str:
+    cols = [
+        ("model", "model", "{}"), ("weights", "weights", "{}"), ("input HxW", "input_size", "{0[0]}x{0[1]}"),
+        ("image HxW", "image_size", "{0[0]}x{0[1]}"), ("params M", "parameters", "{:.2f}"),
+        ("weights MB", "weights_mb", "{:.1f}"), ("median ms", "latency_ms_median", "{:.1f}"),
+        ("p90 ms", "latency_ms_p90", "{:.1f}"), ("fps 1", "fps_single", "{:.1f}"),
+        ("fps batch", "fps_batched", "{:.1f}"), ("peak RSS MB", "rss_peak_mb", "{:.0f}"),
+        ("+RSS MB", "rss_growth_mb", "{:.0f}"),
+    ]
+    rows = [[h for h, _, _ in cols]]
+    for r in results:
+        if "error" in r:
+            rows.append([r["model"], "ERROR: " + r["error"]] + [""] * (len(cols) - 2))
+            continue
+        row = []
+        for _, key, fmt in cols:
+            v = r[key] / 1e6 if key == "parameters" else r[key]
+            row.append(fmt.format(v))
+        rows.append(row)
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(cols))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> list[dict]:
+    from .models import ARCHITECTURES, available
+
+    ap = argparse.ArgumentParser(prog="python -m nervseg.bench", description=__doc__.split("\n")[0],
+                                 epilog="Each model runs in its own subprocess so its peak memory is its own.")
+    ap.add_argument("--models", nargs="+", metavar="ID", help="shipped model ids (default: all shipped)")
+    ap.add_argument("--arch", nargs="+", choices=sorted(ARCHITECTURES),
+                    help="benchmark these architectures with random weights (default when nothing is shipped)")
+    ap.add_argument("--runs", type=int, default=20, help="timed single-frame runs after warm-up (>= 20 advised)")
+    ap.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
+    ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
+    ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end (nervseg.video)")
+    ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:  # internal: one model in this fresh process, result as JSON on stdout
+        spec = json.loads(args.worker)
+        res = bench_one(spec["model_id"], Path(spec["dir"]), spec["runs"], spec["batch"], spec["video"],
+                        spec["video_frames"], spec["random"])
+        print(json.dumps(res))
+        return [res]
+
+    if args.runs < 1 or args.batch < 1:
+        raise SystemExit("--runs and --batch must be at least 1")
+    jobs: list[tuple[str, Path, bool]] = []
+    tmp = None
+    if args.arch:
+        tmp = tempfile.TemporaryDirectory(prefix="nervseg-bench-")
+        for arch in args.arch:
+            jobs.append((_random_card(arch, Path(tmp.name)).id, Path(tmp.name), True))
+    shipped = {c.id: c for c in available(models_dir())}
+    if args.models:
+        missing = [m for m in args.models if m not in shipped]
+        if missing:
+            raise SystemExit(f"unknown model(s) {missing}; shipped: {sorted(shipped) or 'none'}")
+        jobs += [(m, models_dir(), False) for m in args.models]
+    elif not args.arch:
+        if shipped:
+            jobs += [(m, models_dir(), False) for m in sorted(shipped)]
+        else:
+            print("No trained models in models/ yet: benchmarking each architecture with RANDOM WEIGHTS "
+                  "(speed and memory only; these are not models).", flush=True)
+            tmp = tempfile.TemporaryDirectory(prefix="nervseg-bench-")
+            for arch in ARCHITECTURES:
+                jobs.append((_random_card(arch, Path(tmp.name)).id, Path(tmp.name), True))
+
+    results = []
+    try:
+        for model_id, directory, is_random in jobs:
+            print(f"benchmarking {model_id}{' (random weights)' if is_random else ''} ...", flush=True)
+            spec = {"model_id": model_id, "dir": str(directory), "runs": args.runs, "batch": args.batch,
+                    "video": args.video, "video_frames": args.video_frames, "random": is_random}
+            results.append(_run_worker(spec))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+    print()
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"latency = Segmenter.predict on one frame incl. resize, normalise and post-processing")
+    print(format_table(results))
+    for r in results:
+        if "video" in r:
+            v = _flatten(r["video"])
+            print(f"\nvideo {r['model']}: " + ", ".join(f"{k}={v[k]}" for k in v))
+    report = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version(), "load_average": os.getloadavg()},
+        "results": results,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

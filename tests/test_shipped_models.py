@@ -1,0 +1,124 @@
+"""The shipped models in models/: intact weights, complete cards, real predictions.
+
+Skips (with the reason) while models/ holds no cards; the ids are collected from
+models/ so each shipped model is its own test case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nervseg
+from nervseg.data import kaggle_subject
+from nervseg.io import check_pair, load_image, load_mask
+from nervseg.models import ARCHITECTURES, available, sha256_file
+from nervseg.preprocess import Preprocess
+
+SHIPPED_IDS = [c.id for c in available(nervseg.models_dir())]
+per_model = pytest.mark.parametrize(
+    "model_id",
+    SHIPPED_IDS or [pytest.param(None, marks=pytest.mark.skip(reason=f"no shipped models in {nervseg.models_dir()}"))],
+)
+TASK_CLASSES = {"kaggle-bp": ["background", "nerve"], "usgra": ["background", "nerve", "vessel"]}
+
+
+@pytest.fixture(scope="module")
+def segmenters():
+    from nervseg.inference import load
+
+    cache = {}
+
+    def get(model_id):
+        if model_id not in cache:
+            cache[model_id] = load(model_id, device="cpu")
+        return cache[model_id]
+
+    return get
+
+
+def test_every_weights_file_matches_its_card(shipped_cards):
+    for card in shipped_cards:
+        path = card.weights_path()
+        assert path.is_file(), f"{card.id}: {path.name} missing"
+        assert path.suffix == ".safetensors"
+        assert sha256_file(path) == card.weights_sha256, f"{card.id}: sha256 differs from the card"
+        assert path.stat().st_size == card.weights_bytes
+
+
+def test_no_stray_weights(shipped_cards):
+    referenced = {c.weights_file for c in shipped_cards}
+    on_disk = {p.name for p in nervseg.models_dir().glob("*") if p.suffix != ".json" and p.is_file()}
+    assert on_disk <= referenced | {"README.md", ".gitkeep"}, f"unreferenced files: {on_disk - referenced}"
+
+
+@per_model
+def test_card_is_complete(model_id):
+    from nervseg.models import get_card
+
+    card = get_card(model_id)
+    assert card.architecture in ARCHITECTURES
+    assert card.task in TASK_CLASSES and card.classes == TASK_CLASSES[card.task]
+    assert all(v % 16 == 0 for v in card.input_size)
+    Preprocess.from_dict(card.preprocess)  # valid settings
+    assert card.parameters > 0 and card.weights_sha256 and card.command.startswith("python -m nervseg.train")
+    assert len(card.curves["train_loss"]) == len(card.curves["epoch"]) >= 1
+    dice = card.validation_dice("nerve")
+    assert dice is not None and 0 <= dice <= 1
+    assert card.data.get("licence") and card.data.get("split")
+
+
+def _heldout_pairs(card, data_root, n: int = 6):
+    """The first `n` validation pairs of the card's own recorded split (never trained on)."""
+    split = card.data["split"]
+    if card.task == "usgra":
+        stems = split["val_stems"][:n]
+        return [(data_root / "usgra-seg" / "images" / f"{s}.png", data_root / "usgra-seg" / "masks" / f"{s}.png")
+                for s in stems]
+    val_subjects = set(split["val_subjects"])
+    folder = data_root / "kaggle-bp" / "images-256"
+    images = [p for p in sorted((folder / "images").glob("*.png")) if kaggle_subject(p.stem) in val_subjects]
+    step = max(1, len(images) // n)
+    return [(p, folder / "masks" / f"{p.stem}_mask.png") for p in images[::step][:n]]
+
+
+@per_model
+def test_predicts_real_images_at_their_resolution(model_id, segmenters, data_root, kaggle_pair, fullres_pair, usgra_pair):
+    seg = segmenters(model_id)
+    images = [load_image(p) for p in (kaggle_pair[0], fullres_pair[0], usgra_pair[0])]
+    for img in images:
+        pred = seg.predict(img)
+        assert pred.probs.shape == (len(seg.classes), *img.shape) and pred.probs.dtype == np.float32
+        assert pred.mask.shape == img.shape and pred.mask.dtype == np.uint8
+        assert set(np.unique(pred.mask).tolist()) <= set(range(len(seg.classes)))
+        assert pred.seconds > 0
+
+
+@per_model
+def test_finds_nerves_on_heldout_images(model_id, segmenters, data_root):
+    """Trained, not random: held-out nerve Dice is far above what an untrained net gets (~0)."""
+    from nervseg.metrics import score
+
+    seg = segmenters(model_id)
+    dices = []
+    for img_path, mask_path in _heldout_pairs(seg.card, data_root):
+        img, truth = load_image(img_path), load_mask(mask_path)
+        check_pair(img, truth, img_path.name, mask_path.name)
+        dices.append(score(seg.predict(img).mask, truth, class_id=1)["dice"])
+    assert len(dices) >= 4
+    assert np.mean(dices) > 0.3, f"{model_id}: held-out nerve Dice {np.round(dices, 2)}"
+
+
+@per_model
+def test_empty_frames_mostly_stay_empty(model_id, segmenters, data_root):
+    """Kaggle models on held-out full-resolution frames with no nerve (subject 2)."""
+    seg = segmenters(model_id)
+    if seg.card.task != "kaggle-bp":
+        pytest.skip("usgra-seg has no empty frames")
+    folder = data_root / "kaggle-bp" / "fullres"
+    empty = [m for m in sorted(folder.glob("2_*_mask.tif")) if not load_mask(m).any()][:5]
+    if not empty:
+        pytest.skip("no empty held-out frames")
+    fractions = [float((seg.predict(load_image(folder / m.name.replace("_mask", ""))).mask > 0).mean())
+                 for m in empty]
+    assert np.median(fractions) < 0.05, f"{model_id}: predicted nerve fraction on empty frames {fractions}"
