@@ -64,6 +64,26 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def progress(step: int, total_steps: int, seconds: float, max_minutes: float) -> float:
+    """Schedule position 0..1: steps done, or time spent when a time budget is set (whichever is further).
+
+    Tying the schedule to the time budget lets the learning rate anneal fully even when a
+    shared CPU runs slower than planned, instead of stopping mid-schedule at a high rate.
+    """
+    p = step / total_steps
+    if max_minutes:
+        p = max(p, seconds / (60 * max_minutes))
+    return p
+
+
+def scheduled_lr(max_lr: float, p: float, warmup: float = 0.05) -> float:
+    """Linear warm-up then cosine decay to 1% of `max_lr`."""
+    if p < warmup:
+        return max_lr * max(p / warmup, 0.05)
+    q = (p - warmup) / (1 - warmup)
+    return max_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(q, 1.0))))
+
+
 def dice_per_image(pred, true, n_classes: int) -> np.ndarray:
     """(N, C-1) Dice per image and foreground class at training size (empty/empty = 1)."""
     out = np.zeros((pred.shape[0], n_classes - 1))
@@ -141,18 +161,17 @@ def train(args: argparse.Namespace) -> ModelCard:
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=True, generator=g, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = max(1, args.epochs * len(loader))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.15)
     dice_loss = DiceLoss(mode="multiclass", from_logits=True)
     ce = torch.nn.CrossEntropyLoss()
 
     curves = {"epoch": [], "train_loss": [], "val_dice_nerve": [], "seconds": []}
-    best, best_epoch, start_epoch, elapsed = -1.0, -1, 0, 0.0
+    best, best_epoch, start_epoch, elapsed, step = -1.0, -1, 0, 0.0, 0
     ckpt = run_dir / "last.pt"
     if args.resume and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
+        step = int(state["step"])
         curves = {k: list(v) for k, v in state["curves"].items()}
         best, best_epoch, start_epoch, elapsed = state["best"], state["best_epoch"], state["epoch"] + 1, state["elapsed"]
         print(f"[{model_id}] resumed at epoch {start_epoch}", flush=True)
@@ -166,16 +185,26 @@ def train(args: argparse.Namespace) -> ModelCard:
         t0 = time.time()
         losses = []
         bar = tqdm(loader, desc=f"{model_id} epoch {epoch + 1}/{args.epochs}", mininterval=10, file=sys.stdout)
+        done = False
         for x, y in bar:
+            p = progress(step, steps, elapsed + time.time() - t0, args.max_minutes)
+            if p >= 1.0:
+                done = True
+                break
+            for group in opt.param_groups:
+                group["lr"] = scheduled_lr(args.lr, p)
             x, y = x.to(device), y.to(device)
             logits = model(x)
             loss = dice_loss(logits, y) + ce(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
-            losses.append(float(loss))
+            step += 1
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best_dice=f"{max(best, 0):.3f}")
+        if not losses:  # the schedule ended exactly at an epoch boundary
+            stopped = f"schedule complete after {step} steps"
+            break
         val_nerve, _ = run_validation(model, vx, vy, NORMALISATION, device, n_classes)
         elapsed += time.time() - t0
         curves["epoch"].append(epoch + 1)
@@ -187,14 +216,15 @@ def train(args: argparse.Namespace) -> ModelCard:
             save_weights(model, best_path, dtype="float32")
         print(f"[{model_id}] epoch {epoch + 1}: loss {np.mean(losses):.4f} val nerve Dice {val_nerve:.4f} "
               f"(best {best:.4f} @ {best_epoch}) {elapsed / 60:.1f} min", flush=True)
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "curves": curves, "best": best, "best_epoch": best_epoch, "epoch": epoch,
                     "elapsed": elapsed}, ckpt)
         if epoch + 1 - best_epoch >= args.patience:
             stopped = f"early stop: no better validation Dice for {args.patience} epochs"
             break
-        if args.max_minutes and elapsed / 60 >= args.max_minutes:
-            stopped = f"time budget of {args.max_minutes:g} min reached"
+        if done or progress(step, steps, elapsed, args.max_minutes) >= 1.0:
+            stopped = (f"schedule complete after {step} steps"
+                       + (f" (time budget {args.max_minutes:g} min)" if args.max_minutes else ""))
             break
 
     # ship the best epoch as fp16
@@ -224,7 +254,8 @@ def train(args: argparse.Namespace) -> ModelCard:
         data={"name": spec.data_name, "licence": spec.licence, "split": split.description},
         training={
             "loss": "Dice + cross-entropy (multiclass)",
-            "optimiser": f"AdamW lr {args.lr:g}, weight decay 1e-4, one-cycle schedule",
+            "optimiser": f"AdamW lr {args.lr:g}, weight decay 1e-4, warm-up + cosine schedule over steps or time budget",
+            "steps": step,
             "batch_size": args.batch_size,
             "epochs_planned": args.epochs,
             "epochs_run": len(curves["epoch"]),
