@@ -38,7 +38,7 @@ from . import data_root, models_dir
 
 # Real frame sizes (H, W) per task; used when the data folder is absent as well.
 REALISTIC_SIZE = {"kaggle-bp": (420, 580), "usgra": (512, 534), "": (420, 580)}
-RANDOM_INPUT = (192, 256)  # the random-weight stand-ins use the default task input size
+RANDOM_INPUT = (128, 176)  # random-weight stand-ins: the shipped kaggle-bp input size (scripts/train_all.sh)
 RANDOM_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}  # as nervseg.train ships
 
 
@@ -74,7 +74,7 @@ def _test_image(task: str) -> tuple[np.ndarray, str]:
     return np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8), "synthetic noise"
 
 
-def _random_card(arch: str, directory: Path):
+def _random_card(arch: str, directory: Path, size: tuple[int, int] = RANDOM_INPUT):
     """A random-weight card for `arch` in `directory` (never written to models/)."""
     import torch
 
@@ -88,7 +88,7 @@ def _random_card(arch: str, directory: Path):
     card = ModelCard(
         id=model_id, name=f"{ARCHITECTURES[arch].display} (random weights)", architecture=arch,
         classes=["background", "nerve"], encoder=ARCHITECTURES[arch].encoder, smp_kwargs=dict(RANDOM_SMP_KWARGS),
-        input_size=list(RANDOM_INPUT), task="kaggle-bp", weights_file=weights.name, weights_sha256=sha,
+        input_size=list(size), task="kaggle-bp", weights_file=weights.name, weights_sha256=sha,
         weights_bytes=nbytes, parameters=count_parameters(model), notes="random weights",
     )
     card.path = str(directory / f"{model_id}.json")
@@ -212,6 +212,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--models", nargs="+", metavar="ID", help="shipped model ids (default: all shipped)")
     ap.add_argument("--arch", nargs="+", choices=sorted(ARCHITECTURES),
                     help="benchmark these architectures with random weights (default when nothing is shipped)")
+    ap.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=list(RANDOM_INPUT),
+                    help="input size of the random-weight stand-ins (default: %(default)s)")
     ap.add_argument("--runs", type=int, default=20, help="timed single-frame runs after warm-up (>= 20 advised)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
@@ -234,7 +236,7 @@ def main(argv=None) -> list[dict]:
     if args.arch:
         tmp = tempfile.TemporaryDirectory(prefix="nervseg-bench-")
         for arch in args.arch:
-            jobs.append((_random_card(arch, Path(tmp.name)).id, Path(tmp.name), True))
+            jobs.append((_random_card(arch, Path(tmp.name), tuple(args.size)).id, Path(tmp.name), True))
     shipped = {c.id: c for c in available(models_dir())}
     if args.models:
         missing = [m for m in args.models if m not in shipped]
@@ -249,7 +251,7 @@ def main(argv=None) -> list[dict]:
                   "(speed and memory only; these are not models).", flush=True)
             tmp = tempfile.TemporaryDirectory(prefix="nervseg-bench-")
             for arch in ARCHITECTURES:
-                jobs.append((_random_card(arch, Path(tmp.name)).id, Path(tmp.name), True))
+                jobs.append((_random_card(arch, Path(tmp.name), tuple(args.size)).id, Path(tmp.name), True))
 
     results = []
     try:
