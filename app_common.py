@@ -191,7 +191,13 @@ def image_picker(page: str) -> Picked | None:
                          placeholder="Choose a sample", key=f"{page}_local",
                          on_change=_on_local_sample, args=(f"{page}_local",))
         download_sample_picker(page)
-    return current_picked()
+    picked = current_picked()
+    if picked is not None:
+        h, w = picked.image.image.shape
+        st.caption(f"Working on **{picked.name}** ({w}×{h} px, {picked.image.format}"
+                   + (", with its ground-truth mask" if picked.mask is not None else "")
+                   + "); it stays selected on the other pages.")
+    return picked
 
 
 def download_sample_picker(page: str) -> None:

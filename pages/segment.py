@@ -23,7 +23,7 @@ if picked is None:
     st.stop()
 
 image = picked.image.image
-c1, c2, c3, c4 = st.columns([2, 2, 3, 2])
+c1, c2, c3, c4 = st.columns([2, 2, 4, 2])
 ac.remembered("seg_threshold", "threshold", 0.5)
 ac.remembered("seg_opacity", "opacity", 0.45)
 threshold = c1.slider("Threshold", 0.05, 0.95, step=0.05, key="seg_threshold",
@@ -77,8 +77,8 @@ with right:
     table = pd.DataFrame([{
         "structure": s.name, "area (px)": s.area_px,
         "area (mm²)": s.area_mm2 if spacing else None, "components": s.components,
-        "centroid x, y (px)": f"{s.centroid_xy[0]:.0f}, {s.centroid_xy[1]:.0f}" if s.centroid_xy else "–",
-        "depth from top (px)": s.depth_px,
+        "centroid (x, y)": f"{s.centroid_xy[0]:.0f}, {s.centroid_xy[1]:.0f}" if s.centroid_xy else "–",
+        "depth (px)": s.depth_px,
         "depth (mm)": s.depth_mm if spacing else None,
     } for s in structures])
     if spacing is None:
@@ -98,9 +98,10 @@ with right:
     }
     stem = picked.name.rsplit(".", 1)[0]
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Mask PNG", viz.png_bytes(mask), f"{stem}_mask.png", "image/png", width="stretch",
-                       help="Class ids: 0 background, 1 nerve, 2 vessel.")
-    d2.download_button("Overlay PNG", viz.png_bytes(viz.overlay(image, mask, alpha)), f"{stem}_overlay.png",
-                       "image/png", width="stretch")
-    d3.download_button("JSON report", json.dumps(report, indent=2), f"{stem}_report.json", "application/json",
-                       width="stretch")
+    d1.download_button("Mask", icon=":material/download:", data=viz.png_bytes(mask), file_name=f"{stem}_mask.png",
+                       mime="image/png", width="stretch", help="Class ids: 0 background, 1 nerve, 2 vessel.")
+    d2.download_button("Overlay", icon=":material/download:", data=viz.png_bytes(viz.overlay(image, mask, alpha)),
+                       file_name=f"{stem}_overlay.png", mime="image/png", width="stretch", help="PNG as shown.")
+    d3.download_button("Report", icon=":material/download:", data=json.dumps(report, indent=2),
+                       file_name=f"{stem}_report.json", mime="application/json", width="stretch",
+                       help="JSON: model, settings, confidence and measurements.")
