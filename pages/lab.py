@@ -41,12 +41,12 @@ def _reset() -> None:
 
 
 active = (ac.current_preprocess() or own).to_dict()
-cols = st.columns(len(FIELDS) + 1)
+cols = st.columns(3) + st.columns(3)
 for col, (k, (label, lo, hi, step, hlp)) in zip(cols, FIELDS.items()):
     if f"lab_{k}" not in st.session_state:
         st.session_state[f"lab_{k}"] = type(lo)(active[k])
     col.slider(label, lo, hi, step=step, key=f"lab_{k}", help=hlp, on_change=_store)
-cols[-1].button("Reset to the model's settings", on_click=_reset, width="stretch",
+cols[-1].button("Reset to the model's settings", on_click=_reset, width="stretch", icon=":material/restart_alt:",
                 disabled=st.session_state.get("preprocess") is None)
 
 try:
@@ -63,21 +63,21 @@ if picked is None:
 image = picked.image.image
 after = ac.cached_preprocess(picked.hash, image, settings)
 
-a, b = st.columns(2)
-a.image(image, caption="Before (as loaded)", width="stretch")
-b.image(after, caption=f"After: {settings.describe()}", width="stretch")
-st.plotly_chart(viz.histogram_figure({"before": image, "after": after}), width="stretch")
-
-st.subheader(f"Effect on {card.name}")
 try:
     base = ac.cached_predict(card.id, picked.hash, image, None)
-    what_if = ac.cached_predict(card.id, picked.hash, image, settings.to_dict())
+    what_if = base if ac.current_preprocess() is None else ac.cached_predict(card.id, picked.hash, image, settings.to_dict())
 except ac.USER_ERRORS as e:
     ac.show_input_error(e)
     st.stop()
-a, b = st.columns(2)
-a.image(viz.overlay(image, base.mask), caption=f"With the model's own preprocessing ({own.describe()})", width="stretch")
-b.image(viz.overlay(image, what_if.mask), caption=f"With these settings ({settings.describe()})", width="stretch")
-st.markdown(ac.legend_html(card.classes), unsafe_allow_html=True)
+a, b, c, d = st.columns(4)
+a.image(image, caption="Before (as loaded)", width="stretch")
+b.image(after, caption=f"After: {settings.describe()}", width="stretch")
+c.image(viz.overlay(image, base.mask), caption=f"{card.arch_display} with its own preprocessing ({own.describe()})",
+        width="stretch")
+d.image(viz.overlay(image, what_if.mask), caption=f"{card.arch_display} with these settings ({settings.describe()})",
+        width="stretch")
 changed = float((base.mask != what_if.mask).mean())
-st.caption(f"{changed:.1%} of pixels change class under these settings.")
+st.markdown(ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these settings.",
+            unsafe_allow_html=True)
+st.markdown("**Grey-level histograms**")
+st.plotly_chart(viz.histogram_figure({"before": image, "after": after}), width="stretch")
