@@ -63,13 +63,20 @@ def get_segmenter(model_id: str) -> Segmenter:
     return _load_segmenter(model_id, card.weights_sha256)
 
 
+def default_model_id(all_cards: list[ModelCard]) -> str | None:
+    """The card with the best validation nerve Dice (the first card if none records it)."""
+    if not all_cards:
+        return None
+    return max(all_cards, key=lambda c: (c.validation_dice("nerve") or -1.0)).id
+
+
 def current_model_id() -> str | None:
-    """The sidebar's model choice, falling back to the first card."""
-    ids = [c.id for c in cards()]
+    """The sidebar's model choice, falling back to the best validated card."""
+    all_cards = cards()
     mid = st.session_state.get("model_id")
-    if mid in ids:
+    if mid in {c.id for c in all_cards}:
         return mid
-    return ids[0] if ids else None
+    return default_model_id(all_cards)
 
 
 def current_card() -> ModelCard | None:

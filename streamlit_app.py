@@ -37,7 +37,7 @@ def sidebar() -> None:
         else:
             labels = {c.id: f"{c.name}" for c in cards}
             if st.session_state.get("model_id") not in labels:
-                st.session_state["model_id"] = cards[0].id
+                st.session_state["model_id"] = ac.default_model_id(cards)
             st.selectbox("Model", list(labels), format_func=labels.get, key="model_id",
                          help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its task.")
             card = ac.current_card()
