@@ -74,13 +74,14 @@ def test_jpeg_close_to_source(tmp_path):
     assert np.abs(d.image.astype(int) - img.astype(int)).mean() < 3
 
 
-def test_tiff_16bit_windowed_to_own_range(tmp_path):
+@pytest.mark.parametrize("suffix,fmt", [(".tif", "TIFF"), (".png", "PNG")])
+def test_16bit_windowed_to_own_range(tmp_path, suffix, fmt):
     # 12-bit values stored in 16 bits: 1000..3000 must map to 0..255, not stay dark.
     arr = np.linspace(1000, 3000, 50 * 40).reshape(50, 40).astype(np.uint16)
-    p = tmp_path / "scan16.tif"
+    p = tmp_path / f"scan16{suffix}"
     Image.fromarray(arr).save(p)
     d = load_image_data(p)
-    assert d.format == "TIFF" and d.image.dtype == np.uint8
+    assert d.format == fmt and d.image.dtype == np.uint8
     assert d.image.min() == 0 and d.image.max() == 255
     expected = np.round((arr.astype(float) - 1000) * 255 / 2000).astype(np.uint8)
     np.testing.assert_array_equal(d.image, expected)
