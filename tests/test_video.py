@@ -329,3 +329,21 @@ def test_agreement_cli(tmp_path, clip_path, monkeypatch, capsys):
     assert result["model"] == "random-bp" and result["all"]["annotated_frames"] == 24
     share = result["clips"]["c.mp4"]["inside_share"]
     assert share != share or 0.0 <= share <= 1.0  # NaN when the random model predicts no nerve
+
+
+def test_multiframe_dicom_clip(tmp_path, random_segmenter):
+    """A multi-frame DICOM cine: frame rate from FrameTime, areas in mm² from PixelSpacing."""
+    from test_io import _dicom  # the DICOM writer of the io tests (pydicom)
+
+    rng = np.random.default_rng(2)
+    stack = rng.integers(0, 255, (6, 40, 50), dtype=np.uint8)
+    path = tmp_path / "cine.dcm"
+    _dicom(path, stack, spacing=(0.1, 0.2), frame_time_ms=50.0)
+    frames = video.load_clip(path)
+    assert frames.format == "DICOM" and frames.fps == pytest.approx(20.0)
+    np.testing.assert_array_equal(frames.frames, stack)
+    res = video.process_clip(random_segmenter, frames)
+    assert decode_count(res.video_mp4) == (6, 50, 40)
+    for row, mask in zip(res.stats, res.masks):
+        assert row["nerve_area_mm2"] == pytest.approx(int((mask == 1).sum()) * 0.1 * 0.2, abs=0.01)
+    assert res.stats[3]["time_s"] == pytest.approx(0.15)
