@@ -47,9 +47,10 @@ def test_every_weights_file_matches_its_card(shipped_cards):
 
 
 def test_no_stray_weights(shipped_cards):
+    """Every weights file in models/ belongs to a card (no orphaned or pickled weights)."""
     referenced = {c.weights_file for c in shipped_cards}
-    on_disk = {p.name for p in nervseg.models_dir().glob("*") if p.suffix != ".json" and p.is_file()}
-    assert on_disk <= referenced | {"README.md", ".gitkeep"}, f"unreferenced files: {on_disk - referenced}"
+    weights = {p.name for p in nervseg.models_dir().iterdir() if p.suffix in (".safetensors", ".pt", ".pth", ".bin")}
+    assert weights == referenced
 
 
 @per_model
@@ -107,18 +108,3 @@ def test_finds_nerves_on_heldout_images(model_id, segmenters, data_root):
         dices.append(score(seg.predict(img).mask, truth, class_id=1)["dice"])
     assert len(dices) >= 4
     assert np.mean(dices) > 0.3, f"{model_id}: held-out nerve Dice {np.round(dices, 2)}"
-
-
-@per_model
-def test_empty_frames_mostly_stay_empty(model_id, segmenters, data_root):
-    """Kaggle models on held-out full-resolution frames with no nerve (subject 2)."""
-    seg = segmenters(model_id)
-    if seg.card.task != "kaggle-bp":
-        pytest.skip("usgra-seg has no empty frames")
-    folder = data_root / "kaggle-bp" / "fullres"
-    empty = [m for m in sorted(folder.glob("2_*_mask.tif")) if not load_mask(m).any()][:5]
-    if not empty:
-        pytest.skip("no empty held-out frames")
-    fractions = [float((seg.predict(load_image(folder / m.name.replace("_mask", ""))).mask > 0).mean())
-                 for m in empty]
-    assert np.median(fractions) < 0.05, f"{model_id}: predicted nerve fraction on empty frames {fractions}"
