@@ -97,13 +97,15 @@ def _random_card(arch: str, directory: Path, size: tuple[int, int] = RANDOM_INPU
 
 
 def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str | None,
-              video_frames: int | None, random_weights: bool) -> dict:
+              video_frames: int | None, random_weights: bool, threads: int = 0) -> dict:
     """Measure one model in this process (run it in a fresh process for a clean peak RSS)."""
     import torch
 
     from .inference import load
     from .models import count_parameters
 
+    if threads:
+        torch.set_num_threads(threads)  # Segmenter only ever lowers the count, so this holds
     base_peak, base_now = _rss_mb(), _current_rss_mb()
     t0 = time.perf_counter()
     seg = load(model_id, models_dir=directory)
@@ -182,7 +184,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def format_table(results: list[dict]) -> str:
     cols = [
         ("model", "model", "{}"), ("weights", "weights", "{}"), ("input HxW", "input_size", "{0[0]}x{0[1]}"),
-        ("image HxW", "image_size", "{0[0]}x{0[1]}"), ("params M", "parameters", "{:.2f}"),
+        ("image HxW", "image_size", "{0[0]}x{0[1]}"), ("threads", "torch_threads", "{}"),
+        ("params M", "parameters", "{:.2f}"),
         ("weights MB", "weights_mb", "{:.1f}"), ("median ms", "latency_ms_median", "{:.1f}"),
         ("p90 ms", "latency_ms_p90", "{:.1f}"), ("fps 1", "fps_single", "{:.1f}"),
         ("fps batch", "fps_batched", "{:.1f}"), ("peak RSS MB", "rss_peak_mb", "{:.0f}"),
@@ -216,6 +219,9 @@ def main(argv=None) -> list[dict]:
                     help="input size of the random-weight stand-ins (default: %(default)s)")
     ap.add_argument("--runs", type=int, default=20, help="timed single-frame runs after warm-up (>= 20 advised)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (default: nervseg.inference's choice). On a machine busy with other "
+                         "work, 1 thread avoids threads waiting on each other and can be many times faster")
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
     ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end (nervseg.video)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
@@ -225,7 +231,7 @@ def main(argv=None) -> list[dict]:
     if args.worker:  # internal: one model in this fresh process, result as JSON on stdout
         spec = json.loads(args.worker)
         res = bench_one(spec["model_id"], Path(spec["dir"]), spec["runs"], spec["batch"], spec["video"],
-                        spec["video_frames"], spec["random"])
+                        spec["video_frames"], spec["random"], spec.get("threads", 0))
         print(json.dumps(res))
         return [res]
 
@@ -258,7 +264,8 @@ def main(argv=None) -> list[dict]:
         for model_id, directory, is_random in jobs:
             print(f"benchmarking {model_id}{' (random weights)' if is_random else ''} ...", flush=True)
             spec = {"model_id": model_id, "dir": str(directory), "runs": args.runs, "batch": args.batch,
-                    "video": args.video, "video_frames": args.video_frames, "random": is_random}
+                    "video": args.video, "video_frames": args.video_frames, "random": is_random,
+                    "threads": args.threads}
             results.append(_run_worker(spec))
     finally:
         if tmp is not None:

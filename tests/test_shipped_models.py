@@ -84,7 +84,7 @@ def _heldout_pairs(card, data_root, n: int = 6):
 
 
 @per_model
-def test_predicts_real_images_at_their_resolution(model_id, segmenters, data_root, kaggle_pair, fullres_pair, usgra_pair):
+def test_predicts_real_images_at_their_resolution(model_id, segmenters, kaggle_pair, fullres_pair, usgra_pair):
     seg = segmenters(model_id)
     images = [load_image(p) for p in (kaggle_pair[0], fullres_pair[0], usgra_pair[0])]
     for img in images:
