@@ -64,6 +64,14 @@ def remove_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
 
 
 def _default_threads() -> int:
+    """$NERVSEG_THREADS, else all cores up to 8.
+
+    On a loaded 2-core machine one thread can be many times faster than two (OpenMP
+    threads wait on each other), so the variable lets a busy host turn it down.
+    """
+    env = os.environ.get("NERVSEG_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, min(os.cpu_count() or 1, 8))
 
 
@@ -75,7 +83,7 @@ class Segmenter:
 
         self.card = card
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cpu" and torch.get_num_threads() > _default_threads():
+        if self.device == "cpu" and torch.get_num_threads() != _default_threads():
             torch.set_num_threads(_default_threads())
         self.model = model.to(self.device).eval()
         self.tta = tta
