@@ -587,7 +587,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--batch-size", type=int, default=8)
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=_cmd_agreement)
+    for sp in (a, b):
+        sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the library default)")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except nio.InputError as e:
