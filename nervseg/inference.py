@@ -23,10 +23,14 @@ class Prediction:
     classes: list[str]
     seconds: float
     confidence: dict[str, float] = field(default_factory=dict)
+    min_component_pixels: int = 0  # from the card's post-processing
 
     def mask_at(self, threshold: float = 0.5) -> np.ndarray:
-        """Class ids where the most likely foreground class has probability >= threshold."""
-        return threshold_mask(self.probs, threshold)
+        """Class ids where the most likely foreground class has probability >= threshold.
+
+        The card's post-processing (small components removed) applies here too.
+        """
+        return remove_small(threshold_mask(self.probs, threshold), self.min_component_pixels)
 
 
 def threshold_mask(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -131,10 +135,9 @@ class Segmenter:
         ).astype(np.float32)
         probs /= probs.sum(axis=0, keepdims=True)
         mask = probs.argmax(axis=0).astype(np.uint8)
-        min_fraction = float(self.card.postprocess.get("min_component_fraction", 0.0))
-        if min_fraction:
-            mask = remove_small(mask, int(round(min_fraction * h * w)))
-        return Prediction(probs, mask, self.classes, seconds, class_confidence(probs, mask, self.classes))
+        min_pixels = int(round(float(self.card.postprocess.get("min_component_fraction", 0.0)) * h * w))
+        mask = remove_small(mask, min_pixels)
+        return Prediction(probs, mask, self.classes, seconds, class_confidence(probs, mask, self.classes), min_pixels)
 
     def predict(self, image: np.ndarray, preprocess: pp.Preprocess | None = None) -> Prediction:
         """Segment one (H, W) uint8 image.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import data_root
 from . import models_dir as default_models_dir
 from . import preprocess as pp
 from .data import TASKS, SegDataset, augmentation, load_arrays, split_task
@@ -158,7 +159,8 @@ def train(args: argparse.Namespace) -> ModelCard:
         init_note = f"initialised from {args.init_from} ({len(take)}/{len(own)} tensors; head re-initialised)"
     ds = SegDataset(xi, yi, NORMALISATION, augmentation(args.augment))
     g = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=True, generator=g, num_workers=0)
+    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=len(ds) > args.batch_size,
+                        generator=g, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = max(1, args.epochs * len(loader))
     dice_loss = DiceLoss(mode="multiclass", from_logits=True)
@@ -283,9 +285,16 @@ def train(args: argparse.Namespace) -> ModelCard:
     from .inference import Segmenter
 
     seg = Segmenter(card, model, device=device)
-    card.validation = {"split": "validation", **evaluate_pairs(seg, val_pairs)["summary"]}
-    if split.heldout_fullres and not args.limit:
-        card.validation["fullres_kaggle_rule"] = evaluate_pairs(seg, split.heldout_fullres)["summary"]
+    if split.extra_train and not args.limit:
+        from .data import find_pairs, kaggle_subject
+        from .tune import tune_card
+
+        root = Path(args.data) if args.data else data_root()
+        train_subjects = set(split.description["train_subjects"])
+        full = [p for p in find_pairs(root / "kaggle-bp" / "fullres") if kaggle_subject(p.stem) in train_subjects]
+        tune_card(seg, full, val_pairs, split.heldout_fullres)
+    else:
+        card.validation = {"split": "validation", **evaluate_pairs(seg, val_pairs)["summary"]}
     card.save(Path(card.path))
     print(f"[{model_id}] wrote {weights} ({nbytes / 1e6:.1f} MB) and {card.path}", flush=True)
     return card
