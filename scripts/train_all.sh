@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Retrain the six shipped models on CPU, in the order and with the budgets used for
-# the shipped cards (each card records its own exact command). Needs ../shared/data.
-# --max-minutes is a time budget: the learning-rate schedule anneals over it, so a
-# slower machine trains fewer steps but still finishes its schedule.
+# Retrain the six shipped models on a 2-core CPU: two streams side by side, one
+# thread each (on 2 cores, two single-thread jobs beat one two-thread job, whose
+# OpenMP threads stall whenever anything else runs). Each card records its exact
+# command. --max-minutes is a time budget over which the learning rate anneals.
+# Needs ../shared/data (or $NERVSEG_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-for arch in unet sk-unet densenet; do
-  case $arch in
-    unet) km=25; um=15 ;;
-    sk-unet) km=20; um=12 ;;
-    densenet) km=25; um=15 ;;
-  esac
-  $PY -m nervseg.train --arch $arch --task kaggle-bp --size 128 176 --epochs 20 --max-minutes $km --threads 2
-  $PY -m nervseg.train --arch $arch --task usgra --size 192 192 --batch-size 8 --epochs 60 --max-minutes $um \
-      --threads 2 --init-from kaggle-bp-$arch
-done
+T="--threads 1"
+K="--task kaggle-bp --size 128 176 --epochs 30"
+U="--task usgra --size 192 192 --batch-size 8 --epochs 200"
+(
+  $PY -m nervseg.train --arch unet --task kaggle-bp --size 128 176 --epochs 20 --max-minutes 25 --threads 2
+  $PY -m nervseg.train --arch sk-unet $K --max-minutes 16 $T
+  $PY -m nervseg.train --arch unet $U --max-minutes 25 $T --init-from kaggle-bp-unet
+  $PY -m nervseg.train --arch sk-unet $U --max-minutes 20 $T --init-from kaggle-bp-sk-unet
+) > runs-stream-a.log 2>&1 &
+(
+  $PY -m nervseg.train --arch densenet $K --max-minutes 22 $T
+  $PY -m nervseg.train --arch densenet $U --max-minutes 22 $T --init-from kaggle-bp-densenet
+) > runs-stream-b.log 2>&1 &
+wait
