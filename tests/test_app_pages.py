@@ -131,10 +131,27 @@ def test_segment_shows_overlay_and_measurements(model, data_root):
     assert path.name in at.image[0].captions[0]
 
 
-def test_slider_change_on_a_segmented_image_rerenders_fast(model, data_root):
+def test_slider_change_on_a_segmented_image_reuses_the_cached_prediction(model, data_root, monkeypatch):
+    """Opacity and threshold re-render from the cached prediction: the model does not run again.
+
+    (The re-render time itself is a benchmark figure, printed here, not asserted.)
+    """
+    from nervseg.inference import Segmenter
+
+    calls = []
+    original = Segmenter.predict_many
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "predict_many", counting)
     path = scan_for(model, data_root)
     at = run_app("pages/segment.py", model_id=model.id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    after_first = len(calls)
+    assert after_first >= 1
     timings = []
     for value in (0.2, 0.8, 0.6):
         t0 = time.perf_counter()
@@ -144,8 +161,9 @@ def test_slider_change_on_a_segmented_image_rerenders_fast(model, data_root):
     t0 = time.perf_counter()
     at.slider(key="seg_threshold").set_value(0.3).run()
     timings.append(time.perf_counter() - t0)
+    assert_clean(at)
     print(f"\nslider re-render times (s): {[round(t, 3) for t in timings]}")
-    assert max(timings) < 1.0, timings
+    assert len(calls) == after_first, "a display slider re-ran the model"
 
 
 def test_compare_shows_all_three_models(trio, data_root):
