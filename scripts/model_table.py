@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from nervseg.models import available
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nervseg.models import available  # noqa: E402
 
 
 def fmt(v) -> str:
