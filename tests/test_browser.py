@@ -116,13 +116,18 @@ def app_url(tmp_path_factory):
         _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 90)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a child process, killing it if it does not exit within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +151,7 @@ def browser(tmp_path_factory):
         yield cdp
         cdp.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
 
 
 def _page_report(cdp: CDP) -> dict:
