@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import nervseg
@@ -146,6 +147,7 @@ def test_slider_change_on_a_segmented_image_reuses_the_cached_prediction(model, 
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Segmenter, "predict_many", counting)
+    st.cache_data.clear()  # an earlier test may have cached this very scan in this process
     path = scan_for(model, data_root)
     at = run_app("pages/segment.py", model_id=model.id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
