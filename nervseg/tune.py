@@ -3,8 +3,9 @@
     python -m nervseg.tune --model kaggle-bp-unet
 
 Kaggle-style scoring gives 1 for an empty prediction on an empty frame, so small,
-isolated detections cost a lot. The smallest component kept (as a fraction of the
-image) is chosen on the full-resolution frames of *training* subjects, then the
+isolated detections cost a lot; on usgra, stray specks lower Dice too. The smallest
+component kept (as a fraction of the image) is chosen on training data only (kaggle-bp:
+the full-resolution frames of training subjects; usgra: the training split), then the
 card's held-out figures are recomputed with it.
 """
 
@@ -23,7 +24,10 @@ GRID = (0.0, 0.002, 0.004, 0.006, 0.008, 0.01, 0.012, 0.015)
 
 
 def tune_min_component(segmenter: Segmenter, pairs: list[Pair], grid=GRID) -> tuple[float, dict]:
-    """The grid value with the best mean Dice (empty-on-empty = 1) over `pairs`; ties go to the smaller."""
+    """The grid value with the best mean Dice over `pairs` and foreground classes (empty-on-empty = 1).
+
+    Ties go to the smaller value.
+    """
     images = [load_image(p.image) for p in pairs]
     trues = [load_mask(p.mask) for p in pairs]
     saved = dict(segmenter.card.postprocess)
@@ -33,14 +37,17 @@ def tune_min_component(segmenter: Segmenter, pairs: list[Pair], grid=GRID) -> tu
     finally:
         segmenter.card.postprocess = saved
     table = {}
+    classes = range(1, len(segmenter.classes))
     for frac in grid:
-        dice = [metrics.score(remove_small(m, int(round(frac * m.size))), t)["dice"] for m, t in zip(masks, trues)]
+        kept = [remove_small(m, int(round(frac * m.size))) for m in masks]
+        dice = [metrics.score(k, t, c)["dice"] for k, t in zip(kept, trues) for c in classes]
         table[frac] = float(np.mean(dice))
     best = max(grid, key=lambda f: (round(table[f], 6), -f))
     return best, table
 
 
-def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pair], heldout: list[Pair]) -> None:
+def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pair], heldout: list[Pair],
+              chosen_on: str = "full-resolution frames of training subjects") -> None:
     """Choose the post-processing, then recompute and save the card's validation figures."""
     from .evaluate import evaluate_pairs
 
@@ -48,7 +55,7 @@ def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pai
     best, table = tune_min_component(segmenter, train_pairs)
     card.postprocess = {
         "min_component_fraction": best,
-        "chosen_on": f"{len(train_pairs)} full-resolution frames of training subjects (mean Dice, empty-on-empty = 1)",
+        "chosen_on": f"{len(train_pairs)} {chosen_on} (mean Dice over foreground classes, empty-on-empty = 1)",
         "grid": {str(k): round(v, 4) for k, v in table.items()},
     }
     card.validation = {"split": "validation", **evaluate_pairs(segmenter, val_pairs)["summary"]}
@@ -67,14 +74,16 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     seg = load(args.model)
     split = split_task(seg.card.task, seed=args.seed)
-    if not split.extra_train:
-        raise SystemExit(f"{args.model}: its task has no training-subject full-resolution frames to tune on")
-    from .data import find_pairs, kaggle_subject
-    from . import data_root
+    if seg.card.task == "usgra":
+        tune_card(seg, split.train, split.val, [], chosen_on="training-split images")
+    else:
+        from . import data_root
+        from .data import find_pairs, kaggle_subject
 
-    train_subjects = set(split.description["train_subjects"])
-    full = [p for p in find_pairs(data_root() / "kaggle-bp" / "fullres") if kaggle_subject(p.stem) in train_subjects]
-    tune_card(seg, full, split.val, split.heldout_fullres)
+        train_subjects = set(split.description["train_subjects"])
+        fullres = find_pairs(data_root() / "kaggle-bp" / "fullres")
+        full = [p for p in fullres if kaggle_subject(p.stem) in train_subjects]
+        tune_card(seg, full, split.val, split.heldout_fullres)
     seg.card.save(Path(seg.card.path))
     pp = seg.card.postprocess
     print(f"{args.model}: min_component_fraction {pp['min_component_fraction']} (grid {pp['grid']})")
