@@ -151,12 +151,18 @@ def train(args: argparse.Namespace) -> ModelCard:
     n_classes = len(spec.classes)
     model = build(args.arch, n_classes, **DEFAULT_SMP_KWARGS).to(device)
     init_note = "random initialisation (no pretrained encoder weights are available offline)"
+    earlier_stages: list[dict] = []  # the training that produced the initial weights, oldest first
     if args.init_from:
-        src = load_state_dict(get_card(args.init_from, out_dir))
+        src_card = get_card(args.init_from, out_dir)
+        src = load_state_dict(src_card)
         own = model.state_dict()
         take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(take, strict=False)
-        init_note = f"initialised from {args.init_from} ({len(take)}/{len(own)} tensors; head re-initialised)"
+        rest = "all of them" if len(take) == len(own) else "the rest (the class head) freshly initialised"
+        init_note = f"initialised from {args.init_from} ({len(take)}/{len(own)} tensors; {rest})"
+        earlier_stages = [*src_card.training.get("earlier_stages", []),
+                          {"id": src_card.id, "command": src_card.command,
+                           "wall_minutes": src_card.training.get("wall_minutes")}]
     ds = SegDataset(xi, yi, NORMALISATION, augmentation(args.augment))
     g = torch.Generator().manual_seed(args.seed)
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=len(ds) > args.batch_size,
@@ -266,6 +272,7 @@ def train(args: argparse.Namespace) -> ModelCard:
             "augmentation": args.augment,
             "empty_frames_oversample": args.empty_oversample if n_empty else 0,
             "initialisation": init_note,
+            "earlier_stages": earlier_stages,
             "seed": args.seed,
             "hardware": _hardware(device),
             "wall_minutes": round(elapsed / 60, 1),

@@ -14,6 +14,15 @@ def fmt(v) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
+def train_time(training: dict) -> str:
+    """This run's minutes, plus those of the earlier stages its weights started from."""
+    own = training.get("wall_minutes") or 0
+    before = [s.get("wall_minutes") or 0 for s in training.get("earlier_stages", [])]
+    if not before:
+        return f"{own} min"
+    return f"{own + sum(before):.1f} min ({' + '.join(str(m) for m in [*before, own])})"
+
+
 def main() -> None:
     print("| model | classes | input | params | size | nerve Dice (val, mean ± sd) | vessel Dice | "
           "full-res Kaggle rule (held-out subject 2) | epochs | train time |")
@@ -29,7 +38,7 @@ def main() -> None:
         t = c.training
         print(f"| `{c.id}` | {len(c.classes)} | {c.input_size[0]}x{c.input_size[1]} | {c.parameters / 1e6:.1f} M | "
               f"{c.weights_bytes / 1e6:.1f} MB | {nd} | {vd} | {fd} | {t.get('epochs_run')} (best {t.get('best_epoch')}) | "
-              f"{t.get('wall_minutes')} min, {t.get('hardware')} |")
+              f"{train_time(t)}, {t.get('hardware')} |")
 
 
 if __name__ == "__main__":

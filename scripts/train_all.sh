@@ -21,3 +21,21 @@ U="--task usgra --size 192 192 --batch-size 8 --epochs 200"
   $PY -m nervseg.train --arch densenet $U --max-minutes 22 $T --init-from kaggle-bp-densenet
 ) > runs-stream-b.log 2>&1 &
 wait
+
+# Stage 2: the usgra models were still improving when their budget ran out, so each
+# continues from its own stage-1 weights at a lower peak learning rate, in a scratch
+# folder, then replaces the shipped model and gets its post-processing tuned.
+mkdir -p runs/cont && cp models/*.json models/*.safetensors runs/cont/
+C="$U --epochs 400 --patience 400 --lr 1e-3 $T --out runs/cont --runs runs/cont-ckpt"
+(
+  $PY -m nervseg.train --arch sk-unet $C --max-minutes 40 --init-from usgra-sk-unet
+  $PY -m nervseg.train --arch unet $C --max-minutes 50 --init-from usgra-unet
+) > runs-stream-a2.log 2>&1 &
+(
+  $PY -m nervseg.train --arch densenet $C --max-minutes 90 --init-from usgra-densenet
+) > runs-stream-b2.log 2>&1 &
+wait
+for arch in unet sk-unet densenet; do
+  cp runs/cont/usgra-$arch.json runs/cont/usgra-$arch.safetensors models/
+  NERVSEG_THREADS=1 $PY -m nervseg.tune --model usgra-$arch
+done

@@ -37,6 +37,17 @@ def test_short_training_run(data_root, tmp_path):
     img = np.random.default_rng(0).integers(0, 256, (90, 120), dtype=np.uint8)
     assert seg.predict(img).probs.shape == (3, 90, 120)
 
+    # a second stage continues from the first and records it
+    main([
+        "--arch", "unet", "--task", "usgra", "--limit", "8", "--size", "64", "64", "--epochs", "1",
+        "--batch-size", "4", "--augment", "none", "--threads", "2", "--init-from", "usgra-unet",
+        "--id", "usgra-unet-stage2", "--data", str(data_root), "--out", str(out), "--runs", str(runs),
+    ])
+    stage2 = load("usgra-unet-stage2", models_dir=out, device="cpu").card
+    assert stage2.training["initialisation"].endswith("tensors; all of them)")
+    assert stage2.training["earlier_stages"] == [
+        {"id": "usgra-unet", "command": card.command, "wall_minutes": card.training["wall_minutes"]}]
+
 
 def test_train_help(capsys):
     from nervseg.train import parse_args
