@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data_root
 from . import models_dir as default_models_dir
 from . import preprocess as pp
 from .data import TASKS, SegDataset, augmentation, load_arrays, split_task
@@ -293,13 +292,10 @@ def train(args: argparse.Namespace) -> ModelCard:
 
     seg = Segmenter(card, model, device=device)
     if split.extra_train and not args.limit:
-        from .data import find_pairs, kaggle_subject
-        from .tune import tune_card
+        from .tune import tune_card, tuning_pairs
 
-        root = Path(args.data) if args.data else data_root()
-        train_subjects = set(split.description["train_subjects"])
-        full = [p for p in find_pairs(root / "kaggle-bp" / "fullres") if kaggle_subject(p.stem) in train_subjects]
-        tune_card(seg, full, val_pairs, split.heldout_fullres)
+        pairs, chosen_on = tuning_pairs(split, args.data)
+        tune_card(seg, pairs, val_pairs, split.heldout_fullres, chosen_on)
     else:
         card.validation = {"split": "validation", **evaluate_pairs(seg, val_pairs)["summary"]}
     card.save(Path(card.path))

@@ -1,4 +1,4 @@
-"""Tune a model's post-processing on training-subject frames and refresh its card.
+"""Tune a model's post-processing on training data and refresh its card.
 
     python -m nervseg.tune --model kaggle-bp-unet
 
@@ -12,11 +12,12 @@ card's held-out figures are recomputed with it.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
 from . import metrics
-from .data import Pair, split_task
+from .data import Pair, Split, split_task
 from .inference import Segmenter, remove_small
 from .io import load_image, load_mask
 
@@ -46,6 +47,19 @@ def tune_min_component(segmenter: Segmenter, pairs: list[Pair], grid=GRID) -> tu
     return best, table
 
 
+def tuning_pairs(split: Split, root: Path | None = None) -> tuple[list[Pair], str]:
+    """The training data a task's post-processing is chosen on, and how to describe it."""
+    if not split.extra_train:  # usgra: no full-resolution frames, so the training split itself
+        return split.train, "training-split images"
+    from . import data_root
+    from .data import find_pairs, kaggle_subject
+
+    root = Path(root) if root else data_root()
+    train_subjects = set(split.description["train_subjects"])
+    fullres = find_pairs(root / "kaggle-bp" / "fullres")
+    return [p for p in fullres if kaggle_subject(p.stem) in train_subjects], "full-resolution frames of training subjects"
+
+
 def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pair], heldout: list[Pair],
               chosen_on: str = "full-resolution frames of training subjects") -> None:
     """Choose the post-processing, then recompute and save the card's validation figures."""
@@ -64,8 +78,6 @@ def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pai
 
 
 def main(argv=None) -> None:
-    from pathlib import Path
-
     from .inference import load
 
     ap = argparse.ArgumentParser(prog="python -m nervseg.tune", description=__doc__.split("\n")[0])
@@ -74,16 +86,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     seg = load(args.model)
     split = split_task(seg.card.task, seed=args.seed)
-    if seg.card.task == "usgra":
-        tune_card(seg, split.train, split.val, [], chosen_on="training-split images")
-    else:
-        from . import data_root
-        from .data import find_pairs, kaggle_subject
-
-        train_subjects = set(split.description["train_subjects"])
-        fullres = find_pairs(data_root() / "kaggle-bp" / "fullres")
-        full = [p for p in fullres if kaggle_subject(p.stem) in train_subjects]
-        tune_card(seg, full, split.val, split.heldout_fullres)
+    pairs, chosen_on = tuning_pairs(split)
+    tune_card(seg, pairs, split.val, split.heldout_fullres, chosen_on)
     seg.card.save(Path(seg.card.path))
     pp = seg.card.postprocess
     print(f"{args.model}: min_component_fraction {pp['min_component_fraction']} (grid {pp['grid']})")

@@ -27,3 +27,18 @@ def test_tuning_scores_every_foreground_class_and_picks_the_best(random_model_di
     expected = np.mean([metrics.score(remove_small(m, int(round(frac * m.size))), t, c)["dice"]
                         for m, t in zip(masks, trues) for c in (1, 2)])
     assert np.isclose(table[frac], expected)
+
+
+def test_tuning_pairs_come_from_training_data_only(data_root):
+    from nervseg.data import kaggle_subject, split_task
+    from nervseg.tune import tuning_pairs
+
+    usgra = split_task("usgra", data_root)
+    pairs, chosen_on = tuning_pairs(usgra, data_root)
+    assert pairs == usgra.train and "training" in chosen_on
+
+    kaggle = split_task("kaggle-bp", data_root)
+    pairs, _ = tuning_pairs(kaggle, data_root)
+    train_subjects = set(kaggle.description["train_subjects"])
+    assert pairs and all(kaggle_subject(p.stem) in train_subjects for p in pairs)
+    assert not {p.stem for p in pairs} & {p.stem for p in kaggle.heldout_fullres}
