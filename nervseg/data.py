@@ -190,6 +190,8 @@ def augmentation(strength: str = "default"):
 
     if strength == "none":
         return None
+    if strength == "strong":
+        return strong_augmentation()
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
@@ -198,6 +200,33 @@ def augmentation(strength: str = "default"):
             A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
             A.RandomGamma(gamma_limit=(80, 120), p=0.3),
             A.MultiplicativeNoise(multiplier=(0.9, 1.1), per_channel=False, elementwise=True, p=0.2),
+        ]
+    )
+
+
+def strong_augmentation():
+    """Wider ranges plus deformation and blur, against the overfitting seen on usgra-seg.
+
+    usgra-seg has 163 training images and the models reached Dice 0.77-0.86 on them
+    against 0.61-0.67 on validation. Larger scale/rotation: depth and probe tilt vary
+    more than the default covers. Elastic deformation: tissue deforms under probe
+    pressure. Blur: lateral resolution varies with depth, focus and machine.
+    Coarse dropout: acoustic shadows hide parts of a structure.
+    """
+    import albumentations as A
+
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(scale=(0.8, 1.25), translate_percent=(-0.1, 0.1), rotate=(-15, 15), shear=(-5, 5), p=0.8,
+                     border_mode=cv2.BORDER_CONSTANT),
+            A.ElasticTransform(alpha=30, sigma=6, p=0.3, border_mode=cv2.BORDER_CONSTANT),
+            A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.7),
+            A.RandomGamma(gamma_limit=(70, 140), p=0.5),
+            A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+            A.MultiplicativeNoise(multiplier=(0.85, 1.15), per_channel=False, elementwise=True, p=0.3),
+            A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15), hole_width_range=(0.05, 0.15),
+                            fill=0, p=0.2),
         ]
     )
 

@@ -43,7 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-minutes", type=float, default=0, help="stop after this much training time (0: no limit)")
     ap.add_argument("--empty-oversample", type=int, default=4, help="times each empty training frame is repeated")
     ap.add_argument("--init-from", default=None, help="model id whose matching weights initialise this model")
-    ap.add_argument("--augment", default="default", choices=["default", "none"])
+    ap.add_argument("--augment", default="default", choices=["default", "strong", "none"])
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep an exponential moving average of the weights with this decay per step "
+                         "(e.g. 0.99) and validate and ship it (0: off)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many train/val images (smoke tests)")
     ap.add_argument("--data", type=Path, default=None, help="data root (default: $NERVSEG_DATA or ../shared/data)")
     ap.add_argument("--out", type=Path, default=None, help="models folder (default: models/)")
@@ -93,6 +96,19 @@ def dice_per_image(pred, true, n_classes: int) -> np.ndarray:
         denom = p.sum(axis=(1, 2)) + t.sum(axis=(1, 2))
         out[:, c - 1] = np.where(denom == 0, 1.0, 2 * inter / np.maximum(denom, 1))
     return out
+
+
+def weight_average(model, decay: float):
+    """An exponential moving average of `model`'s weights and BatchNorm buffers, or None when decay is 0.
+
+    Averaging the weights over the last ~1/(1-decay) steps smooths the noise of
+    small-batch training on a small set; torch's AveragedModel does the bookkeeping.
+    """
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def run_validation(model, images, masks, norm, device, n_classes, batch_size=32) -> tuple[float, np.ndarray]:
@@ -167,6 +183,7 @@ def train(args: argparse.Namespace) -> ModelCard:
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=len(ds) > args.batch_size,
                         generator=g, num_workers=0)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    ema = weight_average(model, args.ema)
     steps = max(1, args.epochs * len(loader))
     dice_loss = DiceLoss(mode="multiclass", from_logits=True)
     ce = torch.nn.CrossEntropyLoss()
@@ -178,6 +195,8 @@ def train(args: argparse.Namespace) -> ModelCard:
         state = torch.load(ckpt, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
         step = int(state["step"])
         curves = {k: list(v) for k, v in state["curves"].items()}
         best, best_epoch, start_epoch, elapsed = state["best"], state["best_epoch"], state["epoch"] + 1, state["elapsed"]
@@ -206,13 +225,16 @@ def train(args: argparse.Namespace) -> ModelCard:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best_dice=f"{max(best, 0):.3f}")
         if not losses:  # the schedule ended exactly at an epoch boundary
             stopped = f"schedule complete after {step} steps"
             break
-        val_nerve, _ = run_validation(model, vx, vy, NORMALISATION, device, n_classes)
+        scored = model if ema is None else ema.module
+        val_nerve, _ = run_validation(scored, vx, vy, NORMALISATION, device, n_classes)
         elapsed += time.time() - t0
         curves["epoch"].append(epoch + 1)
         curves["train_loss"].append(float(np.mean(losses)))
@@ -220,12 +242,12 @@ def train(args: argparse.Namespace) -> ModelCard:
         curves["seconds"].append(round(elapsed, 1))
         if val_nerve > best:
             best, best_epoch = val_nerve, epoch + 1
-            save_weights(model, best_path, dtype="float32")
+            save_weights(scored, best_path, dtype="float32")
         print(f"[{model_id}] epoch {epoch + 1}: loss {np.mean(losses):.4f} val nerve Dice {val_nerve:.4f} "
               f"(best {best:.4f} @ {best_epoch}) {elapsed / 60:.1f} min", flush=True)
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "curves": curves, "best": best, "best_epoch": best_epoch, "epoch": epoch,
-                    "elapsed": elapsed}, ckpt)
+                    "elapsed": elapsed, **({"ema": ema.state_dict()} if ema is not None else {})}, ckpt)
         if epoch + 1 - best_epoch >= args.patience:
             stopped = f"early stop: no better validation Dice for {args.patience} epochs"
             break
@@ -269,6 +291,7 @@ def train(args: argparse.Namespace) -> ModelCard:
             "best_epoch": best_epoch,
             "stopped": stopped,
             "augmentation": args.augment,
+            "weight_ema_decay": args.ema,
             "empty_frames_oversample": args.empty_oversample if n_empty else 0,
             "initialisation": init_note,
             "earlier_stages": earlier_stages,

@@ -40,13 +40,39 @@ def test_short_training_run(data_root, tmp_path):
     # a second stage continues from the first and records it
     main([
         "--arch", "unet", "--task", "usgra", "--limit", "8", "--size", "64", "64", "--epochs", "1",
-        "--batch-size", "4", "--augment", "none", "--threads", "2", "--init-from", "usgra-unet",
+        "--batch-size", "4", "--augment", "strong", "--ema", "0.5", "--threads", "2", "--init-from", "usgra-unet",
         "--id", "usgra-unet-stage2", "--data", str(data_root), "--out", str(out), "--runs", str(runs),
     ])
     stage2 = load("usgra-unet-stage2", models_dir=out, device="cpu").card
     assert stage2.training["initialisation"].endswith("tensors; all of them)")
     assert stage2.training["earlier_stages"] == [
         {"id": "usgra-unet", "command": card.command, "wall_minutes": card.training["wall_minutes"]}]
+    assert stage2.training["augmentation"] == "strong" and stage2.training["weight_ema_decay"] == 0.5
+
+    # with --ema the shipped weights are the average, not the last raw weights
+    import torch
+    from safetensors.torch import load_file
+
+    shipped = load_file(str(out / stage2.weights_file))
+    state = torch.load(runs / "usgra-unet-stage2" / "last.pt", weights_only=True)
+    name = next(k for k in shipped if k.endswith("weight") and shipped[k].ndim == 4)
+    averaged, raw = state["ema"][f"module.{name}"], state["model"][name]
+    assert torch.allclose(shipped[name].float(), averaged.half().float())
+    assert not torch.allclose(averaged, raw)
+
+
+def test_strong_augmentation_keeps_mask_classes_and_size():
+    from nervseg.data import augmentation
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (96, 128), dtype=np.uint8)
+    mask = np.zeros((96, 128), np.uint8)
+    mask[30:60, 40:80], mask[70:90, 10:30] = 1, 2
+    aug = augmentation("strong")
+    outs = [aug(image=img, mask=mask) for _ in range(20)]
+    assert all(o["image"].shape == img.shape and o["mask"].shape == mask.shape for o in outs)
+    assert all(set(np.unique(o["mask"])) <= {0, 1, 2} for o in outs)
+    assert any(not np.array_equal(o["mask"], mask) for o in outs)  # geometry does change
 
 
 def test_train_help(capsys):
