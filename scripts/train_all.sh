@@ -39,3 +39,16 @@ for arch in unet sk-unet densenet; do
   cp runs/cont/usgra-$arch.json runs/cont/usgra-$arch.safetensors models/
   NERVSEG_THREADS=1 $PY -m nervseg.tune --model usgra-$arch
 done
+
+# Stage 3: U-Net and SK-U-Net still sat below 0.65 validation nerve Dice and far above it
+# on their training split, so each continues once more with strong augmentation (wider
+# affine, elastic, blur, dropout) and an exponential moving average of the weights.
+mkdir -p runs/cont2 && cp models/usgra-*.json models/usgra-*.safetensors runs/cont2/
+S="$U --epochs 400 --patience 400 --lr 1e-3 $T --augment strong --ema 0.99 --out runs/cont2 --runs runs/cont2-ckpt --max-minutes 85"
+$PY -m nervseg.train --arch unet $S --init-from usgra-unet > runs-stream-a3.log 2>&1 &
+$PY -m nervseg.train --arch sk-unet $S --init-from usgra-sk-unet > runs-stream-b3.log 2>&1 &
+wait
+for arch in unet sk-unet; do
+  cp runs/cont2/usgra-$arch.json runs/cont2/usgra-$arch.safetensors models/
+  NERVSEG_THREADS=1 $PY -m nervseg.tune --model usgra-$arch
+done
