@@ -8,6 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 T="--threads 1"
+
+# Replace the shipped usgra models of the given architectures with those in a scratch
+# folder, then choose their post-processing on the training split.
+ship_usgra() {
+  local dir=$1; shift
+  for arch in "$@"; do
+    cp "$dir/usgra-$arch.json" "$dir/usgra-$arch.safetensors" models/
+    NERVSEG_THREADS=1 $PY -m nervseg.tune --model "usgra-$arch"
+  done
+}
 K="--task kaggle-bp --size 128 176 --epochs 30"
 U="--task usgra --size 192 192 --batch-size 8 --epochs 200"
 (
@@ -35,10 +45,7 @@ C="$U --epochs 400 --patience 400 --lr 1e-3 $T --out runs/cont --runs runs/cont-
   $PY -m nervseg.train --arch densenet $C --max-minutes 90 --init-from usgra-densenet
 ) > runs-stream-b2.log 2>&1 &
 wait
-for arch in unet sk-unet densenet; do
-  cp runs/cont/usgra-$arch.json runs/cont/usgra-$arch.safetensors models/
-  NERVSEG_THREADS=1 $PY -m nervseg.tune --model usgra-$arch
-done
+ship_usgra runs/cont unet sk-unet densenet
 
 # Stage 3: U-Net and SK-U-Net still sat below 0.65 validation nerve Dice and far above it
 # on their training split, so each continues once more with strong augmentation (wider
@@ -48,7 +55,4 @@ S="$U --epochs 400 --patience 400 --lr 1e-3 $T --augment strong --ema 0.99 --out
 $PY -m nervseg.train --arch unet $S --init-from usgra-unet > runs-stream-a3.log 2>&1 &
 $PY -m nervseg.train --arch sk-unet $S --init-from usgra-sk-unet > runs-stream-b3.log 2>&1 &
 wait
-for arch in unet sk-unet; do
-  cp runs/cont2/usgra-$arch.json runs/cont2/usgra-$arch.safetensors models/
-  NERVSEG_THREADS=1 $PY -m nervseg.tune --model usgra-$arch
-done
+ship_usgra runs/cont2 unet sk-unet
