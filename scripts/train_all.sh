@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 T="--threads 1"
 
+# A scratch folder holding copies of the shipped usgra models: a continuation stage writes
+# there (--out) and reads its --init-from card from there too.
+scratch_usgra() {
+  mkdir -p "$1" && cp models/usgra-*.json models/usgra-*.safetensors "$1"/
+}
 # Replace the shipped usgra models of the given architectures with those in a scratch
 # folder, then choose their post-processing on the training split.
 ship_usgra() {
@@ -35,7 +40,7 @@ wait
 # Stage 2: the usgra models were still improving when their budget ran out, so each
 # continues from its own stage-1 weights at a lower peak learning rate, in a scratch
 # folder, then replaces the shipped model and gets its post-processing tuned.
-mkdir -p runs/cont && cp models/*.json models/*.safetensors runs/cont/
+scratch_usgra runs/cont
 C="$U --epochs 400 --patience 400 --lr 1e-3 $T --out runs/cont --runs runs/cont-ckpt"
 (
   $PY -m nervseg.train --arch sk-unet $C --max-minutes 40 --init-from usgra-sk-unet
@@ -50,7 +55,7 @@ ship_usgra runs/cont unet sk-unet densenet
 # Stage 3: U-Net and SK-U-Net still sat below 0.65 validation nerve Dice and far above it
 # on their training split, so each continues once more with strong augmentation (wider
 # affine, elastic, blur, dropout) and an exponential moving average of the weights.
-mkdir -p runs/cont2 && cp models/usgra-*.json models/usgra-*.safetensors runs/cont2/
+scratch_usgra runs/cont2
 S="$U --epochs 400 --patience 400 --lr 1e-3 $T --augment strong --ema 0.99 --out runs/cont2 --runs runs/cont2-ckpt --max-minutes 85"
 $PY -m nervseg.train --arch unet $S --init-from usgra-unet > runs-stream-a3.log 2>&1 &
 $PY -m nervseg.train --arch sk-unet $S --init-from usgra-sk-unet > runs-stream-b3.log 2>&1 &
