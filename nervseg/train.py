@@ -22,6 +22,7 @@ import numpy as np
 from . import models_dir as default_models_dir
 from . import preprocess as pp
 from .data import TASKS, SegDataset, augmentation, load_arrays, split_task
+from .losses import LOSS_DESCRIPTIONS, LOSSES, make_loss
 from .models import ARCHITECTURES, ModelCard, build, count_parameters, get_card, load_state_dict, save_weights
 
 DEFAULT_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}
@@ -44,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--empty-oversample", type=int, default=4, help="times each empty training frame is repeated")
     ap.add_argument("--init-from", default=None, help="model id whose matching weights initialise this model")
     ap.add_argument("--augment", default="default", choices=["default", "strong", "none"])
+    ap.add_argument("--loss", default="dice-ce", choices=LOSSES,
+                    help="Dice pooled over the batch, or per image (the quality figure is a per-image mean)")
+    ap.add_argument("--select-on", default="nerve", choices=["nerve", "foreground"],
+                    help="validation Dice that picks the shipped epoch: nerve, or the mean over foreground classes")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay per step "
                          "(e.g. 0.99) and validate and ship it (0: off)")
@@ -127,7 +132,6 @@ def run_validation(model, images, masks, norm, device, n_classes, batch_size=32)
 
 def train(args: argparse.Namespace) -> ModelCard:
     import torch
-    from segmentation_models_pytorch.losses import DiceLoss
     from torch.utils.data import DataLoader
 
     from .evaluate import evaluate_pairs
@@ -185,10 +189,10 @@ def train(args: argparse.Namespace) -> ModelCard:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ema = weight_average(model, args.ema)
     steps = max(1, args.epochs * len(loader))
-    dice_loss = DiceLoss(mode="multiclass", from_logits=True)
-    ce = torch.nn.CrossEntropyLoss()
+    loss_fn = make_loss(args.loss)
 
-    curves = {"epoch": [], "train_loss": [], "val_dice_nerve": [], "seconds": []}
+    fg_names = list(spec.classes[1:])
+    curves = {"epoch": [], "train_loss": [], **{f"val_dice_{c}": [] for c in fg_names}, "seconds": []}
     best, best_epoch, start_epoch, elapsed, step = -1.0, -1, 0, 0.0, 0
     ckpt = run_dir / "last.pt"
     if args.resume and ckpt.is_file():
@@ -221,7 +225,7 @@ def train(args: argparse.Namespace) -> ModelCard:
                 group["lr"] = scheduled_lr(args.lr, p)
             x, y = x.to(device), y.to(device)
             logits = model(x)
-            loss = dice_loss(logits, y) + ce(logits, y)
+            loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -234,17 +238,20 @@ def train(args: argparse.Namespace) -> ModelCard:
             stopped = f"schedule complete after {step} steps"
             break
         scored = model if ema is None else ema.module
-        val_nerve, _ = run_validation(scored, vx, vy, NORMALISATION, device, n_classes)
+        val_nerve, val_per_class = run_validation(scored, vx, vy, NORMALISATION, device, n_classes)
+        score = val_nerve if args.select_on == "nerve" else float(val_per_class.mean())
         elapsed += time.time() - t0
         curves["epoch"].append(epoch + 1)
         curves["train_loss"].append(float(np.mean(losses)))
-        curves["val_dice_nerve"].append(val_nerve)
+        for c, d in zip(fg_names, val_per_class):
+            curves[f"val_dice_{c}"].append(float(d))
         curves["seconds"].append(round(elapsed, 1))
-        if val_nerve > best:
-            best, best_epoch = val_nerve, epoch + 1
+        if score > best:
+            best, best_epoch = score, epoch + 1
             save_weights(scored, best_path, dtype="float32")
-        print(f"[{model_id}] epoch {epoch + 1}: loss {np.mean(losses):.4f} val nerve Dice {val_nerve:.4f} "
-              f"(best {best:.4f} @ {best_epoch}) {elapsed / 60:.1f} min", flush=True)
+        dices = " ".join(f"{c} {d:.4f}" for c, d in zip(fg_names, val_per_class))
+        print(f"[{model_id}] epoch {epoch + 1}: loss {np.mean(losses):.4f} val Dice {dices} "
+              f"(best {args.select_on} {best:.4f} @ {best_epoch}) {elapsed / 60:.1f} min", flush=True)
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                     "curves": curves, "best": best, "best_epoch": best_epoch, "epoch": epoch,
                     "elapsed": elapsed, **({"ema": ema.state_dict()} if ema is not None else {})}, ckpt)
@@ -282,7 +289,8 @@ def train(args: argparse.Namespace) -> ModelCard:
         parameters=count_parameters(model),
         data={"name": spec.data_name, "licence": spec.licence, "split": split.description},
         training={
-            "loss": "Dice + cross-entropy (multiclass)",
+            "loss": LOSS_DESCRIPTIONS[args.loss],
+            "selected_on": f"validation Dice at training size: {args.select_on}",
             "optimiser": f"AdamW lr {args.lr:g}, weight decay 1e-4, warm-up + cosine schedule over steps or time budget",
             "steps": step,
             "batch_size": args.batch_size,

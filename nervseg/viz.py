@@ -115,7 +115,9 @@ def curves_figure(curves: dict):
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     ep = curves.get("epoch", [])
     fig.add_trace(go.Scatter(x=ep, y=curves.get("train_loss", []), name="training loss"), secondary_y=False)
-    fig.add_trace(go.Scatter(x=ep, y=curves.get("val_dice_nerve", []), name="validation nerve Dice"), secondary_y=True)
+    for key in (k for k in curves if k.startswith("val_dice_")):
+        name = f"validation {key.removeprefix('val_dice_')} Dice"
+        fig.add_trace(go.Scatter(x=ep, y=curves[key], name=name), secondary_y=True)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=True)

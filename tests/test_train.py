@@ -23,6 +23,7 @@ def test_short_training_run(data_root, tmp_path):
     card = seg.card
     losses = card.curves["train_loss"]
     assert card.curves["epoch"] == [1, 2, 3]
+    assert len(card.curves["val_dice_vessel"]) == 3 and card.training["selected_on"].endswith("nerve")
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0]
     assert card.classes == ["background", "nerve", "vessel"]
@@ -41,6 +42,7 @@ def test_short_training_run(data_root, tmp_path):
     main([
         "--arch", "unet", "--task", "usgra", "--limit", "8", "--size", "64", "64", "--epochs", "1",
         "--batch-size", "4", "--augment", "strong", "--ema", "0.5", "--threads", "2", "--init-from", "usgra-unet",
+        "--loss", "image-dice-ce", "--select-on", "foreground",
         "--id", "usgra-unet-stage2", "--data", str(data_root), "--out", str(out), "--runs", str(runs),
     ])
     stage2 = load("usgra-unet-stage2", models_dir=out, device="cpu").card
@@ -48,6 +50,9 @@ def test_short_training_run(data_root, tmp_path):
     assert stage2.training["earlier_stages"] == [
         {"id": "usgra-unet", "command": card.command, "wall_minutes": card.training["wall_minutes"]}]
     assert stage2.training["augmentation"] == "strong" and stage2.training["weight_ema_decay"] == 0.5
+    assert stage2.training["loss"].startswith("Dice per image")
+    assert stage2.training["selected_on"].endswith("foreground")
+    assert set(stage2.curves) >= {"val_dice_nerve", "val_dice_vessel"}
 
     # with --ema the shipped weights are the average, not the last raw weights
     import torch

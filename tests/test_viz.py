@@ -94,9 +94,11 @@ def test_plotly_figures(scene):
     img, _ = scene
     fig = viz.histogram_figure({"raw": img, "other": img // 2})
     assert len(fig.data) == 2 and fig.data[0].y[100] == img.size
-    curves = {"epoch": [1, 2, 3], "train_loss": [1.0, 0.7, 0.5], "val_dice_nerve": [0.2, 0.4, 0.5]}
+    curves = {"epoch": [1, 2, 3], "train_loss": [1.0, 0.7, 0.5], "val_dice_nerve": [0.2, 0.4, 0.5],
+              "val_dice_vessel": [0.1, 0.3, 0.6], "seconds": [1, 2, 3]}
     fig = viz.curves_figure(curves)
-    assert [t.name for t in fig.data] == ["training loss", "validation nerve Dice"]
+    assert [t.name for t in fig.data] == ["training loss", "validation nerve Dice", "validation vessel Dice"]
+    assert list(fig.data[2].y) == [0.1, 0.3, 0.6]
     assert list(fig.data[0].y) == [1.0, 0.7, 0.5]
     rows = [{"model": m, "dice": d} for m, d in [("a", 0.5), ("a", 0.7), ("b", 0.9)]]
     assert len(viz.metric_box_figure(rows).data) == 2

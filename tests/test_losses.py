@@ -1,0 +1,51 @@
+"""nervseg.losses: the per-image Dice loss weighs every image's structure equally."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nervseg.losses import image_dice_loss, make_loss  # noqa: E402
+
+
+def confident_logits(labels: torch.Tensor, n_classes: int = 3) -> torch.Tensor:
+    """Logits that put ~all probability on `labels`."""
+    return torch.nn.functional.one_hot(labels, n_classes).permute(0, 3, 1, 2).float() * 30.0
+
+
+def two_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """Image 0: a large nerve found; image 1: a small nerve missed (predicted background)."""
+    target = torch.zeros(2, 64, 64, dtype=torch.long)
+    target[0, 8:48, 8:48] = 1  # 1600 px
+    target[1, 30:34, 30:34] = 1  # 16 px
+    pred = target.clone()
+    pred[1] = 0
+    return confident_logits(pred), target
+
+
+def test_perfect_prediction_has_zero_loss():
+    _, target = two_images()
+    assert image_dice_loss(confident_logits(target), target).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_a_missed_small_structure_costs_a_whole_image_share():
+    logits, target = two_images()
+    # present (image, class) pairs: bg and nerve in both images; only image 1's nerve is wrong
+    bg1 = 2 * (4096 - 16) / (4096 + 4096 - 16)
+    expected = 1 - (1 + 1 + bg1 + 1 / 17) / 4  # the missed nerve keeps only the smoothing term
+    assert image_dice_loss(logits, target).item() == pytest.approx(expected, abs=1e-3)
+    # pooled over the batch (smp's DiceLoss) the 16 missed pixels barely register
+    from segmentation_models_pytorch.losses import DiceLoss
+
+    pooled = DiceLoss(mode="multiclass", from_logits=True)(logits, target).item()
+    assert pooled < 0.01 < 0.2 < image_dice_loss(logits, target).item()
+
+
+def test_make_loss_adds_cross_entropy_and_rejects_unknown_names():
+    logits, target = two_images()
+    ce = torch.nn.functional.cross_entropy(logits, target).item()
+    assert make_loss("image-dice-ce")(logits, target).item() == pytest.approx(
+        image_dice_loss(logits, target).item() + ce, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown loss"):
+        make_loss("focal")
