@@ -244,7 +244,7 @@ def train(args: argparse.Namespace) -> ModelCard:
         curves["epoch"].append(epoch + 1)
         curves["train_loss"].append(float(np.mean(losses)))
         for c, d in zip(fg_names, val_per_class):
-            curves[f"val_dice_{c}"].append(float(d))
+            curves.setdefault(f"val_dice_{c}", []).append(float(d))  # older checkpoints lack vessel
         curves["seconds"].append(round(elapsed, 1))
         if score > best:
             best, best_epoch = score, epoch + 1
