@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-LOSSES = ("dice-ce", "image-dice-ce")
+LOSS_DESCRIPTIONS = {
+    "dice-ce": "Dice (pooled over the batch) + cross-entropy (multiclass)",
+    "image-dice-ce": "Dice per image (classes present in it) + cross-entropy (multiclass)",
+}
+LOSSES = tuple(LOSS_DESCRIPTIONS)
 
 
 def image_dice_loss(logits, target, smooth: float = 1.0):
@@ -36,8 +40,3 @@ def make_loss(name: str):
     dice = DiceLoss(mode="multiclass", from_logits=True) if name == "dice-ce" else image_dice_loss
     return lambda logits, target: dice(logits, target) + ce(logits, target)
 
-
-LOSS_DESCRIPTIONS = {
-    "dice-ce": "Dice (pooled over the batch) + cross-entropy (multiclass)",
-    "image-dice-ce": "Dice per image (classes present in it) + cross-entropy (multiclass)",
-}

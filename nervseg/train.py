@@ -116,7 +116,8 @@ def weight_average(model, decay: float):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def run_validation(model, images, masks, norm, device, n_classes, batch_size=32) -> tuple[float, np.ndarray]:
+def run_validation(model, images, masks, norm, device, n_classes, batch_size=32) -> np.ndarray:
+    """Mean validation Dice per foreground class at training size."""
     import torch
 
     model.eval()
@@ -127,7 +128,7 @@ def run_validation(model, images, masks, norm, device, n_classes, batch_size=32)
             logits = model(torch.from_numpy(x[:, None]).to(device))
             preds.append(logits.argmax(1).cpu().numpy().astype(np.uint8))
     d = dice_per_image(np.concatenate(preds), masks, n_classes)
-    return float(d[:, 0].mean()), d.mean(axis=0)
+    return d.mean(axis=0)
 
 
 def train(args: argparse.Namespace) -> ModelCard:
@@ -238,8 +239,8 @@ def train(args: argparse.Namespace) -> ModelCard:
             stopped = f"schedule complete after {step} steps"
             break
         scored = model if ema is None else ema.module
-        val_nerve, val_per_class = run_validation(scored, vx, vy, NORMALISATION, device, n_classes)
-        score = val_nerve if args.select_on == "nerve" else float(val_per_class.mean())
+        val_per_class = run_validation(scored, vx, vy, NORMALISATION, device, n_classes)
+        score = float(val_per_class[0] if args.select_on == "nerve" else val_per_class.mean())
         elapsed += time.time() - t0
         curves["epoch"].append(epoch + 1)
         curves["train_loss"].append(float(np.mean(losses)))

@@ -68,14 +68,15 @@ ship_usgra runs/cont2 unet sk-unet
 # classes rose. U-Net run this way at 256 px gained nerve and lost vessel (README); it
 # gets stage 5 instead. (runs/cont3 and cont4 held experiments that were not shipped.)
 scratch_usgra runs/cont5
-S4="--task usgra --size 256 256 --batch-size 8 --epochs 400 --patience 400 --lr 5e-4 $T --augment strong --ema 0.99 --loss image-dice-ce --select-on foreground --out runs/cont5 --runs runs/cont5-ckpt --max-minutes 80"
+L="--batch-size 8 --epochs 400 --patience 400 --lr 5e-4 $T --augment strong --ema 0.99 --loss image-dice-ce --select-on foreground"
+S4="--task usgra --size 256 256 $L --out runs/cont5 --runs runs/cont5-ckpt --max-minutes 80"
 $PY -m nervseg.train --arch sk-unet $S4 --init-from usgra-sk-unet > runs-stream-a5.log 2>&1
 ship_usgra runs/cont5 sk-unet
 
 # Stage 5 (U-Net, DenseNet): the per-image Dice loss and nerve+vessel selection of stage 4,
 # at their 192 px input, for 40 minutes. Both classes rose for both models.
 scratch_usgra runs/cont6
-S5="--task usgra --size 192 192 --batch-size 8 --epochs 400 --patience 400 --lr 5e-4 $T --augment strong --ema 0.99 --loss image-dice-ce --select-on foreground --out runs/cont6 --runs runs/cont6-ckpt --max-minutes 40"
+S5="--task usgra --size 192 192 $L --out runs/cont6 --runs runs/cont6-ckpt --max-minutes 40"
 $PY -m nervseg.train --arch unet $S5 --init-from usgra-unet > runs-stream-a6.log 2>&1 &
 $PY -m nervseg.train --arch densenet $S5 --init-from usgra-densenet > runs-stream-b6.log 2>&1 &
 wait
