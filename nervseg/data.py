@@ -178,6 +178,48 @@ def load_arrays(
     return np.stack(images), np.stack(masks)
 
 
+def pad_to_aspect(image: np.ndarray, mask: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pad (black image, background mask) at the bottom or right to width/height = `aspect`.
+
+    Co-training frames from another machine keep their anatomy's proportions when they
+    are brought to the main task's input shape; black is what an ultrasound frame shows
+    beyond its field of view.
+    """
+    h, w = image.shape[:2]
+    pad_h = max(0, round(w / aspect) - h)
+    pad_w = max(0, round(h * aspect) - w)
+    pad = dict(top=0, bottom=pad_h, left=0, right=pad_w, borderType=cv2.BORDER_CONSTANT, value=0)
+    return cv2.copyMakeBorder(image, **pad), cv2.copyMakeBorder(mask, **pad)
+
+
+CO_TRAINING = {"kaggle-bp": "nerve"}  # tasks usable as nerve-only co-training data
+
+
+def co_training_arrays(
+    task: str, size: tuple[int, int], settings: pp.Preprocess, root: Path | None = None, seed: int = 0,
+    limit: int = 0,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training-split images of `task` as nerve-only labels (1 nerve, 0 anything else) at `size`.
+
+    Only the task's own training subjects are used, so its validation subjects stay unseen.
+    """
+    if task not in CO_TRAINING:
+        raise ValueError(f"{task!r} cannot co-train; choose from {', '.join(CO_TRAINING)}")
+    pairs = split_task(task, root, seed=seed).train
+    if limit:
+        pairs = pairs[:limit]
+    aspect = size[1] / size[0]
+    images, masks = [], []
+    for p in pairs:
+        img, m = pad_to_aspect(pp.apply(load_image(p.image), settings), load_mask(p.mask), aspect)
+        img, m = resize_pair(img, (m == 1).astype(np.uint8), size)
+        images.append(img)
+        masks.append(m)
+    note = (f"{len(pairs)} {task} training-subject images (nerve-only labels, padded to the input's "
+            "aspect ratio), one batch with each main batch, scored nerve against everything else")
+    return np.stack(images), np.stack(masks), note
+
+
 def augmentation(strength: str = "default"):
     """Albumentations pipeline for training (geometric + intensity).
 

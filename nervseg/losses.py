@@ -1,4 +1,5 @@
-"""Training losses: Dice + cross-entropy, with Dice pooled over the batch or taken per image."""
+"""Training losses: Dice + cross-entropy, with Dice pooled over the batch or taken per image,
+and a nerve-only loss for co-training on data that labels the nerve alone."""
 
 from __future__ import annotations
 
@@ -40,3 +41,29 @@ def make_loss(name: str):
     dice = DiceLoss(mode="multiclass", from_logits=True) if name == "dice-ce" else image_dice_loss
     return lambda logits, target: dice(logits, target) + ce(logits, target)
 
+
+
+def nerve_only_loss(logits, nerve, nerve_class: int = 1, smooth: float = 1.0):
+    """Dice per image + cross-entropy of "nerve" against "anything else" for multiclass logits.
+
+    Co-training images (kaggle-bp) label the nerve and nothing else: their unlabelled vessels
+    must not be taught as background. So the other classes' probabilities are summed into one
+    "not nerve" probability (a marginal loss for partially labelled data) and only that
+    two-way split is scored. `nerve` is (N, H, W) with 1 for nerve and 0 elsewhere.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    log_p = logits.log_softmax(1)
+    log_nerve = log_p[:, nerve_class]
+    others = [c for c in range(logits.shape[1]) if c != nerve_class]
+    log_other = torch.logsumexp(log_p[:, others], dim=1)
+    target = nerve.to(log_p.dtype)
+    ce = -(target * log_nerve + (1 - target) * log_other).mean()
+    p = log_nerve.exp()
+    inter = (p * target).sum((1, 2))
+    area = target.sum((1, 2))
+    dice = (2 * inter + smooth) / (p.sum((1, 2)) + area + smooth)
+    present = (area > 0).to(p.dtype)
+    dice_loss = 1 - (dice * present).sum() / present.sum().clamp(min=1)
+    return dice_loss + ce

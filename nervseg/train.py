@@ -21,8 +21,8 @@ import numpy as np
 
 from . import models_dir as default_models_dir
 from . import preprocess as pp
-from .data import TASKS, SegDataset, augmentation, load_arrays, split_task
-from .losses import LOSS_DESCRIPTIONS, LOSSES, make_loss
+from .data import CO_TRAINING, TASKS, SegDataset, augmentation, co_training_arrays, load_arrays, split_task
+from .losses import LOSS_DESCRIPTIONS, LOSSES, make_loss, nerve_only_loss
 from .models import ARCHITECTURES, ModelCard, build, count_parameters, get_card, load_state_dict, save_weights
 
 DEFAULT_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}
@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay per step "
                          "(e.g. 0.99) and validate and ship it (0: off)")
+    ap.add_argument("--co-train", default=None, choices=sorted(CO_TRAINING),
+                    help="also train on this task's nerve-only labels (one of its batches per main batch)")
+    ap.add_argument("--co-train-weight", type=float, default=1.0, help="weight of the co-training loss")
     ap.add_argument("--limit", type=int, default=0, help="use only this many train/val images (smoke tests)")
     ap.add_argument("--data", type=Path, default=None, help="data root (default: $NERVSEG_DATA or ../shared/data)")
     ap.add_argument("--out", type=Path, default=None, help="models folder (default: models/)")
@@ -70,6 +73,12 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _endless(loader):
+    """Batches of `loader`, reshuffled at each pass, forever."""
+    while True:
+        yield from loader
 
 
 def progress(step: int, total_steps: int, seconds: float, max_minutes: float) -> float:
@@ -187,6 +196,15 @@ def train(args: argparse.Namespace) -> ModelCard:
     g = torch.Generator().manual_seed(args.seed)
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, drop_last=len(ds) > args.batch_size,
                         generator=g, num_workers=0)
+    co_batches, co_note = None, None
+    if args.co_train:
+        cx, cy, co_note = co_training_arrays(args.co_train, size, settings, args.data, args.seed, args.limit)
+        co_note += f", weight {args.co_train_weight:g}"
+        co_loader = DataLoader(SegDataset(cx, cy, NORMALISATION, augmentation(args.augment)),
+                               batch_size=args.batch_size, shuffle=True, drop_last=len(cx) > args.batch_size,
+                               generator=torch.Generator().manual_seed(args.seed + 1), num_workers=0)
+        co_batches = _endless(co_loader)
+        print(f"[{model_id}] co-training on {co_note}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ema = weight_average(model, args.ema)
     steps = max(1, args.epochs * len(loader))
@@ -227,6 +245,9 @@ def train(args: argparse.Namespace) -> ModelCard:
             x, y = x.to(device), y.to(device)
             logits = model(x)
             loss = loss_fn(logits, y)
+            if co_batches is not None:
+                cx_b, cy_b = next(co_batches)
+                loss = loss + args.co_train_weight * nerve_only_loss(model(cx_b.to(device)), cy_b.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -303,6 +324,7 @@ def train(args: argparse.Namespace) -> ModelCard:
             "weight_ema_decay": args.ema,
             "empty_frames_oversample": args.empty_oversample if n_empty else 0,
             "initialisation": init_note,
+            **({"co_training": co_note} if co_note else {}),
             "earlier_stages": earlier_stages,
             "seed": args.seed,
             "hardware": _hardware(device),

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nervseg.losses import image_dice_loss, make_loss  # noqa: E402
+from nervseg.losses import image_dice_loss, make_loss, nerve_only_loss  # noqa: E402
 
 
 def confident_logits(labels: torch.Tensor, n_classes: int = 3) -> torch.Tensor:
@@ -49,3 +49,28 @@ def test_make_loss_adds_cross_entropy_and_rejects_unknown_names():
         image_dice_loss(logits, target).item() + ce, rel=1e-5)
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("focal")
+
+
+def test_nerve_only_loss_does_not_punish_an_unlabelled_vessel():
+    """On nerve-only labels, calling a region vessel or background costs the same."""
+    nerve = torch.zeros(1, 32, 32, dtype=torch.long)
+    nerve[0, 4:12, 4:12] = 1
+    as_background = nerve.clone()
+    as_vessel = nerve.clone()
+    as_vessel[0, 20:28, 20:28] = 2  # a vessel the co-training label does not know about
+    a = nerve_only_loss(confident_logits(as_background), nerve).item()
+    b = nerve_only_loss(confident_logits(as_vessel), nerve).item()
+    assert a == pytest.approx(0.0, abs=1e-4)
+    assert b == pytest.approx(a, abs=1e-4)
+    # while the multiclass loss would teach that vessel as background
+    assert make_loss("image-dice-ce")(confident_logits(as_vessel), nerve).item() > 1.0
+
+
+def test_nerve_only_loss_punishes_a_missed_nerve_and_has_gradients():
+    nerve = torch.zeros(1, 32, 32, dtype=torch.long)
+    nerve[0, 4:12, 4:12] = 1
+    logits = confident_logits(torch.zeros_like(nerve)).requires_grad_(True)
+    loss = nerve_only_loss(logits, nerve)
+    loss.backward()
+    assert loss.item() > 1.0  # Dice ~1 lost plus the cross-entropy of 64 confident misses
+    assert logits.grad[0, 1, 4:12, 4:12].lt(0).all()  # raising the nerve logit there lowers the loss

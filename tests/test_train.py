@@ -42,7 +42,7 @@ def test_short_training_run(data_root, tmp_path):
     main([
         "--arch", "unet", "--task", "usgra", "--limit", "8", "--size", "64", "64", "--epochs", "1",
         "--batch-size", "4", "--augment", "strong", "--ema", "0.5", "--threads", "2", "--init-from", "usgra-unet",
-        "--loss", "image-dice-ce", "--select-on", "foreground",
+        "--loss", "image-dice-ce", "--select-on", "foreground", "--co-train", "kaggle-bp",
         "--id", "usgra-unet-stage2", "--data", str(data_root), "--out", str(out), "--runs", str(runs),
     ])
     stage2 = load("usgra-unet-stage2", models_dir=out, device="cpu").card
@@ -53,6 +53,8 @@ def test_short_training_run(data_root, tmp_path):
     assert stage2.training["loss"].startswith("Dice per image")
     assert stage2.training["selected_on"].endswith("foreground")
     assert set(stage2.curves) >= {"val_dice_nerve", "val_dice_vessel"}
+    assert stage2.training["co_training"].startswith("8 kaggle-bp training-subject images")
+    assert "co_training" not in card.training
 
     # with --ema the shipped weights are the average, not the last raw weights
     import torch
@@ -78,6 +80,42 @@ def test_strong_augmentation_keeps_mask_classes_and_size():
     assert all(o["image"].shape == img.shape and o["mask"].shape == mask.shape for o in outs)
     assert all(set(np.unique(o["mask"])) <= {0, 1, 2} for o in outs)
     assert any(not np.array_equal(o["mask"], mask) for o in outs)  # geometry does change
+
+
+def test_pad_to_aspect_keeps_content_and_pads_with_background():
+    from nervseg.data import pad_to_aspect
+
+    img = np.full((186, 256), 200, np.uint8)
+    mask = np.ones((186, 256), np.uint8)
+    square_img, square_mask = pad_to_aspect(img, mask, 1.0)
+    assert square_img.shape == square_mask.shape == (256, 256)
+    assert np.array_equal(square_img[:186], img) and not square_img[186:].any() and not square_mask[186:].any()
+    wide_img, _ = pad_to_aspect(img, mask, 2.0)
+    assert wide_img.shape == (186, 372)
+
+
+def test_co_training_arrays_are_nerve_only_and_from_training_subjects(data_root):
+    from nervseg import preprocess as pp
+    from nervseg.data import co_training_arrays, split_task
+
+    split = split_task("kaggle-bp", data_root)
+    if not split.train:
+        pytest.skip(f"no kaggle-bp images under {data_root}")
+    x, y, note = co_training_arrays("kaggle-bp", (64, 64), pp.Preprocess(), data_root, limit=6)
+    assert x.shape == y.shape == (6, 64, 64) and x.dtype == np.uint8
+    assert set(np.unique(y)) == {0, 1} and not y[:, 56:].any()  # the padded bottom is never nerve
+    assert note.startswith("6 kaggle-bp training-subject images")
+    # the first training pair, padded square by hand: validation subjects never appear
+    import cv2
+
+    from nervseg.io import load_image
+
+    first = load_image(split.train[0].image)
+    padded = np.zeros((first.shape[1], first.shape[1]), np.uint8)
+    padded[: first.shape[0]] = first
+    assert np.array_equal(x[0], cv2.resize(padded, (64, 64), interpolation=cv2.INTER_AREA))
+    with pytest.raises(ValueError, match="cannot co-train"):
+        co_training_arrays("usgra", (64, 64), pp.Preprocess(), data_root)
 
 
 def test_train_help(capsys):
