@@ -15,6 +15,7 @@ import random
 import shlex
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,27 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def batchnorm_stats_frozen(model):
+    """Normalise with batch statistics but leave BatchNorm's running statistics untouched.
+
+    Co-training frames come from another machine with other grey levels; if they fed the
+    running statistics, the model would be evaluated (and shipped) with a mixture that
+    matches neither set. Momentum 0 makes torch's update a no-op.
+    """
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    saved = [m.momentum for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(layers, saved):
+            m.momentum = momentum
 
 
 def _endless(loader):
@@ -247,7 +269,9 @@ def train(args: argparse.Namespace) -> ModelCard:
             loss = loss_fn(logits, y)
             if co_batches is not None:
                 cx_b, cy_b = next(co_batches)
-                loss = loss + args.co_train_weight * nerve_only_loss(model(cx_b.to(device)), cy_b.to(device))
+                with batchnorm_stats_frozen(model):
+                    co_logits = model(cx_b.to(device))
+                loss = loss + args.co_train_weight * nerve_only_loss(co_logits, cy_b.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -124,3 +124,20 @@ def test_train_help(capsys):
     with pytest.raises(SystemExit) as e:
         parse_args(["--help"])
     assert e.value.code == 0 and "--arch" in capsys.readouterr().out
+
+
+def test_co_training_batches_leave_batchnorm_running_statistics_alone():
+    torch = pytest.importorskip("torch")
+    from nervseg.train import batchnorm_stats_frozen
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    model.train()
+    bn = model[1]
+    before = bn.running_mean.clone(), bn.running_var.clone()
+    with batchnorm_stats_frozen(model):
+        out = model(torch.randn(2, 1, 8, 8) * 5 + 3)
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-4  # still normalised with the batch's own statistics
+    assert bn.momentum == 0.1
+    model(torch.randn(2, 1, 8, 8) * 5 + 3)
+    assert not torch.equal(bn.running_mean, before[0])  # outside the block, statistics update as usual
