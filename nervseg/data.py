@@ -192,7 +192,7 @@ def pad_to_aspect(image: np.ndarray, mask: np.ndarray, aspect: float) -> tuple[n
     return cv2.copyMakeBorder(image, **pad), cv2.copyMakeBorder(mask, **pad)
 
 
-CO_TRAINING = {"kaggle-bp": "nerve"}  # tasks usable as nerve-only co-training data
+CO_TRAINING = ("kaggle-bp",)  # tasks usable as nerve-only co-training data
 
 
 def co_training_arrays(

@@ -23,9 +23,14 @@ def image_dice_loss(logits, target, smooth: float = 1.0):
     n_classes = logits.shape[1]
     probs = logits.softmax(1)
     onehot = F.one_hot(target.long(), n_classes).permute(0, 3, 1, 2).to(probs.dtype)
-    inter = (probs * onehot).sum((2, 3))
-    area = onehot.sum((2, 3))
-    dice = (2 * inter + smooth) / (probs.sum((2, 3)) + area + smooth)
+    return _present_dice_loss(probs, onehot, smooth)
+
+
+def _present_dice_loss(probs, truth, smooth: float):
+    """1 - mean soft Dice over the last-two-dims maps whose truth is not empty."""
+    inter = (probs * truth).sum((-2, -1))
+    area = truth.sum((-2, -1))
+    dice = (2 * inter + smooth) / (probs.sum((-2, -1)) + area + smooth)
     present = (area > 0).to(probs.dtype)
     return 1 - (dice * present).sum() / present.sum().clamp(min=1)
 
@@ -42,7 +47,6 @@ def make_loss(name: str):
     return lambda logits, target: dice(logits, target) + ce(logits, target)
 
 
-
 def nerve_only_loss(logits, nerve, nerve_class: int = 1, smooth: float = 1.0):
     """Dice per image + cross-entropy of "nerve" against "anything else" for multiclass logits.
 
@@ -52,7 +56,6 @@ def nerve_only_loss(logits, nerve, nerve_class: int = 1, smooth: float = 1.0):
     two-way split is scored. `nerve` is (N, H, W) with 1 for nerve and 0 elsewhere.
     """
     import torch
-    import torch.nn.functional as F
 
     log_p = logits.log_softmax(1)
     log_nerve = log_p[:, nerve_class]
@@ -60,10 +63,4 @@ def nerve_only_loss(logits, nerve, nerve_class: int = 1, smooth: float = 1.0):
     log_other = torch.logsumexp(log_p[:, others], dim=1)
     target = nerve.to(log_p.dtype)
     ce = -(target * log_nerve + (1 - target) * log_other).mean()
-    p = log_nerve.exp()
-    inter = (p * target).sum((1, 2))
-    area = target.sum((1, 2))
-    dice = (2 * inter + smooth) / (p.sum((1, 2)) + area + smooth)
-    present = (area > 0).to(p.dtype)
-    dice_loss = 1 - (dice * present).sum() / present.sum().clamp(min=1)
-    return dice_loss + ce
+    return _present_dice_loss(log_nerve.exp(), target, smooth) + ce
