@@ -47,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--init-from", default=None, help="model id whose matching weights initialise this model")
     ap.add_argument("--augment", default="default", choices=["default", "strong", "none"])
     ap.add_argument("--loss", default="dice-ce", choices=LOSSES,
-                    help="Dice pooled over the batch, or per image (the quality figure is a per-image mean)")
+                    help="Dice pooled over the batch, or per image (the quality figure is a per-image mean), "
+                    "or per-image Tversky that prices a missed pixel above a false alarm")
     ap.add_argument("--select-on", default="nerve", choices=["nerve", "foreground"],
                     help="validation Dice that picks the shipped epoch: nerve, or the mean over foreground classes")
     ap.add_argument("--ema", type=float, default=0.0,

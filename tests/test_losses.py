@@ -42,6 +42,22 @@ def test_a_missed_small_structure_costs_a_whole_image_share():
     assert pooled < 0.01 < 0.2 < image_dice_loss(logits, target).item()
 
 
+def test_tversky_weights_price_a_miss_above_dice_and_a_false_alarm_below_it():
+    target = torch.zeros(1, 32, 32, dtype=torch.long)
+    target[0, 8:24, 8:24] = 1  # 256 px
+    missed_half = target.clone()
+    missed_half[0, 16:24, 8:24] = 0  # 128 px false negatives
+    overshoot = target.clone()
+    overshoot[0, 24:32, 8:24] = 1  # 128 px false positives
+    tversky = make_loss("image-tversky-ce")
+    dice = make_loss("image-dice-ce")
+    miss, alarm = confident_logits(missed_half), confident_logits(overshoot)
+    assert tversky(miss, target).item() > dice(miss, target).item() + 0.01
+    assert tversky(alarm, target).item() < dice(alarm, target).item() - 0.01
+    perfect = confident_logits(target)
+    assert image_dice_loss(perfect, target, fp_weight=0.3, fn_weight=0.7).item() == pytest.approx(0.0, abs=1e-4)
+
+
 def test_make_loss_adds_cross_entropy_and_rejects_unknown_names():
     logits, target = two_images()
     ce = torch.nn.functional.cross_entropy(logits, target).item()
