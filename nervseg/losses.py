@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from functools import partial
 
-LOSS_DESCRIPTIONS = {
-    "dice-ce": "Dice (pooled over the batch) + cross-entropy (multiclass)",
-    "image-dice-ce": "Dice per image (classes present in it) + cross-entropy (multiclass)",
-    "image-tversky-ce": "Tversky per image (classes present in it; false negatives weighted 0.7, "
-    "false positives 0.3) + cross-entropy (multiclass)",
-}
 # Tversky weights of the "image-tversky-ce" loss: a miss costs more than a false alarm. The
 # usgra vessel failures are whole vessels predicted absent (README), which this leans against.
 TVERSKY_FP_WEIGHT, TVERSKY_FN_WEIGHT = 0.3, 0.7
+LOSS_DESCRIPTIONS = {
+    "dice-ce": "Dice (pooled over the batch) + cross-entropy (multiclass)",
+    "image-dice-ce": "Dice per image (classes present in it) + cross-entropy (multiclass)",
+    "image-tversky-ce": f"Tversky per image (classes present in it; false negatives weighted "
+    f"{TVERSKY_FN_WEIGHT}, false positives {TVERSKY_FP_WEIGHT}) + cross-entropy (multiclass)",
+}
 LOSSES = tuple(LOSS_DESCRIPTIONS)
 
 
