@@ -166,13 +166,18 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> t
 
 
 def load_arrays(
-    pairs: list[Pair], size: tuple[int, int], settings: pp.Preprocess
+    pairs: list[Pair], size: tuple[int, int], settings: pp.Preprocess, pad_to_size_aspect: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs preprocessed and resized: images (N, H, W) uint8, masks (N, H, W) uint8."""
+    """All pairs preprocessed and resized: images (N, H, W) uint8, masks (N, H, W) uint8.
+
+    `pad_to_size_aspect` pads each pair to the aspect ratio of `size` first (see pad_to_aspect).
+    """
     images, masks = [], []
     for p in pairs:
-        img, m = load_image(p.image), load_mask(p.mask)
-        img, m = resize_pair(pp.apply(img, settings), m, size)
+        img, m = pp.apply(load_image(p.image), settings), load_mask(p.mask)
+        if pad_to_size_aspect:
+            img, m = pad_to_aspect(img, m, size[1] / size[0])
+        img, m = resize_pair(img, m, size)
         images.append(img)
         masks.append(m)
     return np.stack(images), np.stack(masks)
@@ -208,16 +213,10 @@ def co_training_arrays(
     pairs = split_task(task, root, seed=seed).train
     if limit:
         pairs = pairs[:limit]
-    aspect = size[1] / size[0]
-    images, masks = [], []
-    for p in pairs:
-        img, m = pad_to_aspect(pp.apply(load_image(p.image), settings), load_mask(p.mask), aspect)
-        img, m = resize_pair(img, (m == 1).astype(np.uint8), size)
-        images.append(img)
-        masks.append(m)
+    images, masks = load_arrays(pairs, size, settings, pad_to_size_aspect=True)
     note = (f"{len(pairs)} {task} training-subject images (nerve-only labels, padded to the input's "
             "aspect ratio), one batch with each main batch, scored nerve against everything else")
-    return np.stack(images), np.stack(masks), note
+    return images, (masks == 1).astype(np.uint8), note
 
 
 def augmentation(strength: str = "default"):
