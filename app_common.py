@@ -52,6 +52,14 @@ def card_by_id(model_id: str | None) -> ModelCard | None:
     return next((c for c in cards() if c.id == model_id), None)
 
 
+@st.cache_resource
+def configure_threads_once() -> int:
+    """Inference threads for this server process, set once ($NERVSEG_THREADS or the cores)."""
+    from nervseg.inference import configure_threads
+
+    return configure_threads()
+
+
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
 def _load_segmenter(model_id: str, weights_sha256: str) -> Segmenter:
     return load(model_id)

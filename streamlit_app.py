@@ -27,6 +27,7 @@ pages = [
     if (HERE / path).exists()
 ]
 nav = st.navigation(pages)
+ac.configure_threads_once()
 
 
 def sidebar() -> None:

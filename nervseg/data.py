@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .card_ops import Normalisation
 from . import data_root
 from . import preprocess as pp
 from .io import load_image, load_mask
@@ -277,9 +278,7 @@ class SegDataset:
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, norm: dict, transform=None):
         self.images, self.masks, self.transform = images, masks, transform
-        self.scale = float(norm.get("scale", 1 / 255))
-        self.mean = float(norm.get("mean", 0.0))
-        self.std = float(norm.get("std", 1.0))
+        self.normalisation = Normalisation.from_card(norm)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -291,5 +290,5 @@ class SegDataset:
         if self.transform is not None:
             out = self.transform(image=img, mask=m)
             img, m = out["image"], out["mask"]
-        x = (img.astype(np.float32) * self.scale - self.mean) / self.std
+        x = self.normalisation.apply(img)
         return torch.from_numpy(x[None].copy()), torch.from_numpy(m.astype(np.int64))

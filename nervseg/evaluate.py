@@ -16,6 +16,7 @@ import json
 import math
 from pathlib import Path
 
+from .inference import configure_threads
 from . import metrics
 from .data import Pair, find_pairs
 from .io import check_pair, load_image_data, load_mask
@@ -88,6 +89,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="per-image CSV (JSON summary beside it)")
     ap.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     args = ap.parse_args(argv)
+    configure_threads()
 
     pairs = find_pairs(args.data)
     if not pairs:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from . import preprocess as pp
+from .card_ops import Normalisation, Postprocess, remove_small
 from .models import ModelCard, get_card, load_model
 
 
@@ -52,19 +53,17 @@ def class_confidence(probs: np.ndarray, mask: np.ndarray, classes: list[str]) ->
     return out
 
 
-def remove_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Drop connected components smaller than `min_pixels` per class (OpenCV labelling)."""
-    if min_pixels <= 0:
-        return mask
-    out = mask.copy()
-    for c in np.unique(mask):
-        if c == 0:
-            continue
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((mask == c).astype(np.uint8), connectivity=8)
-        for i in range(1, n):
-            if stats[i, cv2.CC_STAT_AREA] < min_pixels:
-                out[labels == i] = 0
-    return out
+def configure_threads(n: int | None = None) -> int:
+    """Set the CPU thread count once, at an entry point (app start, a CLI's main).
+
+    `n=None` means $NERVSEG_THREADS, else all cores up to 8. Constructors never change it,
+    so `--threads` and test fixtures hold.
+    """
+    import torch
+
+    n = n or _default_threads()
+    torch.set_num_threads(n)
+    return n
 
 
 def _default_threads() -> int:
@@ -87,16 +86,12 @@ class Segmenter:
 
         self.card = card
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cpu" and torch.get_num_threads() != _default_threads():
-            torch.set_num_threads(_default_threads())
         self.model = model.to(self.device).eval()
         self.tta = tta
         self.train_preprocess = pp.Preprocess.from_dict(card.preprocess)
         self.height, self.width = (int(v) for v in card.input_size)
-        norm = card.normalisation
-        self._scale = float(norm.get("scale", 1 / 255))
-        self._mean = float(norm.get("mean", 0.0))
-        self._std = float(norm.get("std", 1.0))
+        self.normalisation = Normalisation.from_card(card.normalisation)
+        self.postprocess = Postprocess.from_card(card.postprocess)
 
     @property
     def classes(self) -> list[str]:
@@ -111,7 +106,7 @@ class Segmenter:
                 raise ValueError(f"expected (H, W) uint8 images, got {img.dtype} {img.shape}")
             x = pp.apply(img, settings)
             x = cv2.resize(x, (self.width, self.height), interpolation=cv2.INTER_AREA)
-            batch[i, 0] = (x.astype(np.float32) * self._scale - self._mean) / self._std
+            batch[i, 0] = self.normalisation.apply(x)
         return torch.from_numpy(batch).to(self.device)
 
     def _forward(self, x):
@@ -135,7 +130,8 @@ class Segmenter:
         ).astype(np.float32)
         probs /= probs.sum(axis=0, keepdims=True)
         mask = probs.argmax(axis=0).astype(np.uint8)
-        min_pixels = int(round(float(self.card.postprocess.get("min_component_fraction", 0.0)) * h * w))
+        post = Postprocess.from_card(self.card.postprocess)  # read per call: tune swaps the card's block
+        min_pixels = post.min_pixels((h, w))
         mask = remove_small(mask, min_pixels)
         return Prediction(probs, mask, self.classes, seconds, class_confidence(probs, mask, self.classes), min_pixels)
 

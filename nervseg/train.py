@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .card_ops import DEFAULT_NORMALISATION, Normalisation
 from . import models_dir as default_models_dir
 from . import preprocess as pp
 from .data import CO_TRAINING, TASKS, SegDataset, augmentation, co_training_arrays, load_arrays, split_task
@@ -27,7 +28,7 @@ from .losses import LOSS_DESCRIPTIONS, LOSSES, make_loss, nerve_only_loss
 from .models import ARCHITECTURES, ModelCard, build, count_parameters, get_card, load_state_dict, save_weights
 
 DEFAULT_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}
-NORMALISATION = {"scale": 1 / 255, "mean": 0.5, "std": 0.25}
+NORMALISATION = DEFAULT_NORMALISATION
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -156,7 +157,7 @@ def run_validation(model, images, masks, norm, device, n_classes, batch_size=32)
     preds = []
     with torch.inference_mode():
         for s in range(0, len(images), batch_size):
-            x = (images[s : s + batch_size].astype(np.float32) * norm["scale"] - norm["mean"]) / norm["std"]
+            x = Normalisation.from_card(norm).apply(images[s : s + batch_size])
             logits = model(torch.from_numpy(x[:, None]).to(device))
             preds.append(logits.argmax(1).cpu().numpy().astype(np.uint8))
     d = dice_per_image(np.concatenate(preds), masks, n_classes)

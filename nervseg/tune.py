@@ -18,7 +18,8 @@ import numpy as np
 
 from . import metrics
 from .data import Pair, Split, split_task
-from .inference import Segmenter, remove_small
+from .card_ops import Postprocess
+from .inference import Segmenter, configure_threads
 from .io import load_image, load_mask
 
 GRID = (0.0, 0.002, 0.004, 0.006, 0.008, 0.01, 0.012, 0.015)
@@ -40,7 +41,7 @@ def tune_min_component(segmenter: Segmenter, pairs: list[Pair], grid=GRID) -> tu
     table = {}
     classes = range(1, len(segmenter.classes))
     for frac in grid:
-        kept = [remove_small(m, int(round(frac * m.size))) for m in masks]
+        kept = [Postprocess(frac).apply(m) for m in masks]
         dice = [metrics.score(k, t, c)["dice"] for k, t in zip(kept, trues) for c in classes]
         table[frac] = float(np.mean(dice))
     best = max(grid, key=lambda f: (round(table[f], 6), -f))
@@ -84,6 +85,7 @@ def main(argv=None) -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--seed", type=int, default=0, help="the split seed the model was trained with")
     args = ap.parse_args(argv)
+    configure_threads()
     seg = load(args.model)
     split = split_task(seg.card.task, seed=args.seed)
     pairs, chosen_on = tuning_pairs(split)

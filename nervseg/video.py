@@ -30,7 +30,8 @@ import numpy as np
 
 from . import data_root
 from . import io as nio
-from .inference import Segmenter, class_confidence, remove_small
+from .card_ops import Postprocess
+from .inference import Segmenter, class_confidence
 from .measure import measure
 from .viz import overlay
 
@@ -289,7 +290,7 @@ def process_clip(
     if n == 0:
         raise nio.InputError(f"{frames.name}: the clip has no frames.")
     classes = segmenter.classes
-    min_fraction = float(segmenter.card.postprocess.get("min_component_fraction", 0.0))
+    post = Postprocess.from_card(segmenter.card.postprocess)
     h, w = imgs.shape[1:3]
     masks = np.zeros(imgs.shape, np.uint8)
     stats: list[dict] = []
@@ -309,8 +310,7 @@ def process_clip(
                 if smoother.strength > 0:
                     probs = smoother(pred.probs)
                     mask = probs.argmax(axis=0).astype(np.uint8)
-                    if min_fraction:
-                        mask = remove_small(mask, int(round(min_fraction * h * w)))
+                    mask = post.apply(mask)
                 else:
                     probs, mask = pred.probs, pred.mask
                 masks[i] = mask

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nervseg.inference import Prediction, load, remove_small, threshold_mask
+from nervseg.card_ops import remove_small
+from nervseg.inference import Prediction, load, threshold_mask
 from nervseg.preprocess import Preprocess
 
 

@@ -6,7 +6,8 @@ import numpy as np
 
 from nervseg import metrics
 from nervseg.data import find_pairs
-from nervseg.inference import load, remove_small
+from nervseg.card_ops import remove_small
+from nervseg.inference import load
 from nervseg.io import load_image, load_mask
 from nervseg.tune import GRID, tune_min_component
 
