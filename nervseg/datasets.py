@@ -82,6 +82,7 @@ class DatasetSpec:
     tuning_note: str = "training-split images"
     extra: str | None = None
     co_training: bool = False
+    clips: str | None = None  # folder of box-annotated cine clips of the same anatomy
 
     def group_of(self, stem: str) -> str:
         return GROUP_RULES[self.group](stem)
@@ -108,7 +109,7 @@ def _spec(key: str, d: dict) -> DatasetSpec:
         sets={name: PairSet(**s) for name, s in d["sets"].items()}, group=d["group"], grouping=d["grouping"],
         always_val=tuple(split.get("always_val", ())), always_train=tuple(split.get("always_train", ())),
         tuning=d.get("tuning", "train"), tuning_note=d.get("tuning_note", "training-split images"),
-        extra=d.get("extra"), co_training=bool(d.get("co_training", False)),
+        extra=d.get("extra"), co_training=bool(d.get("co_training", False)), clips=d.get("clips"),
     )
 
 

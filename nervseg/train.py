@@ -28,8 +28,8 @@ from .losses import LOSSES, make_loss, nerve_only_loss
 from .models import ARCHITECTURES, ModelCard, build, get_card, load_state_dict, save_weights
 from .splits import Split, make_split
 from .train_card import DEFAULT_SMP_KWARGS, make_card
-from .train_loop import (Fitter, TrainState, batchnorm_stats_frozen, endless, fit_epoch, load_checkpoint,  # noqa: F401
-                         progress, run_validation, save_checkpoint, scheduled_lr, seed_everything, weight_average)
+from .train_loop import (Fitter, TrainState, endless, fit_epoch, load_checkpoint, progress, run_validation,
+                         save_checkpoint, seed_everything, weight_average)
 
 NORMALISATION = DEFAULT_NORMALISATION
 
