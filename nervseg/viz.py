@@ -69,6 +69,12 @@ def legend(classes: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def error_legend_html() -> str:
+    """HTML key to error_map's colours (for st.markdown with unsafe_allow_html)."""
+    chips = " ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {k}" for k, (r, g, b) in ERROR_COLOURS.items())
+    return chips + " (true positive, false positive, false negative)"
+
+
 def side_by_side(*images: np.ndarray, gap: int = 6) -> np.ndarray:
     """Images of the same height in a row with a white gap (for downloads)."""
     rgbs = [to_rgb(i) for i in images]
