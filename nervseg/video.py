@@ -279,14 +279,11 @@ def process_clip(
     Only one frame's probabilities are kept at a time (the EMA state), so memory
     stays at frames + masks. `progress(done, total)` is called after each batch.
     """
-    smoother = ProbabilitySmoother(smoothing)
-    imgs = frames.frames
-    n = len(frames)
+    imgs, n = frames.frames, len(frames)
     if n == 0:
         raise nio.InputError(f"{frames.name}: the clip has no frames.")
-    classes = segmenter.classes
-    post = Postprocess.from_card(segmenter.card.postprocess)
-    h, w = imgs.shape[1:3]
+    smoother, post = ProbabilitySmoother(smoothing), Postprocess.from_card(segmenter.card.postprocess)
+    classes, (h, w) = segmenter.classes, imgs.shape[1:3]
     masks = np.zeros(imgs.shape, np.uint8)
     stats: list[dict] = []
     seconds = {"predict": 0.0, "post": 0.0, "overlay": 0.0}
@@ -302,12 +299,7 @@ def process_clip(
             for k, pred in enumerate(preds):
                 i = start + k
                 t0 = time.perf_counter()
-                if smoother.strength > 0:
-                    probs = smoother(pred.probs)
-                    mask = probs.argmax(axis=0).astype(np.uint8)
-                    mask = post.apply(mask)
-                else:
-                    probs, mask = pred.probs, pred.mask
+                probs, mask = _smoothed(pred, smoother, post)
                 masks[i] = mask
                 stats.append(frame_stats(i, frames.fps, probs, mask, classes, frames.pixel_spacing_mm))
                 t1 = time.perf_counter()
@@ -321,30 +313,34 @@ def process_clip(
             if progress:
                 progress(min(n, start + batch_size), n)
         if writer:
-            t0 = time.perf_counter()
-            writer.close()
+            video = _finish(writer, seconds)
             writer = None
-            video = (Path(tmp.name) / "overlay.mp4").read_bytes()
-            seconds["encode"] = seconds.get("encode", 0.0) + time.perf_counter() - t0
     finally:
         if writer:
             writer.close()
         if tmp:
             tmp.cleanup()
-    return ClipResult(
-        name=frames.name,
-        model_id=segmenter.card.id,
-        classes=classes,
-        fps=frames.fps,
-        smoothing=smoother.strength,
-        frames=imgs,
-        masks=masks,
-        stats=stats,
-        seconds=seconds,
-        video_mp4=video,
-        pixel_spacing_mm=frames.pixel_spacing_mm,
-        alpha=alpha,
-    )
+    return ClipResult(name=frames.name, model_id=segmenter.card.id, classes=classes, fps=frames.fps,
+                      smoothing=smoother.strength, frames=imgs, masks=masks, stats=stats, seconds=seconds,
+                      video_mp4=video, pixel_spacing_mm=frames.pixel_spacing_mm, alpha=alpha)
+
+
+def _smoothed(pred, smoother: ProbabilitySmoother, post: Postprocess) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, mask) of one frame: the prediction's own, or after temporal smoothing
+    (argmax of the smoothed probabilities, then the card's post-processing)."""
+    if smoother.strength <= 0:
+        return pred.probs, pred.mask
+    probs = smoother(pred.probs)
+    return probs, post.apply(probs.argmax(axis=0).astype(np.uint8))
+
+
+def _finish(writer: Mp4Writer, seconds: dict[str, float]) -> bytes:
+    """Close the writer and read its mp4 back, counting the time as encoding."""
+    t0 = time.perf_counter()
+    writer.close()
+    video = Path(writer.path).read_bytes()
+    seconds["encode"] = seconds.get("encode", 0.0) + time.perf_counter() - t0
+    return video
 
 
 def eta_seconds(done: int, total: int, elapsed: float) -> float | None:
