@@ -160,3 +160,19 @@ def write_folds(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def make_zip():
+    """make_zip({name: bytes}) -> the bytes of a zip archive holding those files."""
+    import io
+    import zipfile
+
+    def build(entries: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in entries.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    return build

@@ -3,9 +3,7 @@ files, the per-class figures shared by evaluate and batch, and the TP/FP/FN lege
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -37,17 +35,9 @@ def test_scan_report_schema():
     assert what_if["preprocessing"] == {"median_kernel": 3}
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def test_pair_uploads_joins_zips_and_loose_files():
+def test_pair_uploads_joins_zips_and_loose_files(make_zip):
     files = [("a.png", b"A"), ("a_mask.png", b"a"), ("b.png", b"B"),
-             ("set.zip", _zip({"images/c.png": b"C", "masks/c.png": b"c"}))]
+             ("set.zip", make_zip({"images/c.png": b"C", "masks/c.png": b"c"}))]
     pairing = batch.pair_uploads(files)
     assert sorted(p.stem for p in pairing.pairs) == ["a", "c"] and pairing.unmatched == ["b.png"]
     with pytest.raises(InputError, match="No image has a matching mask"):
