@@ -1,6 +1,5 @@
 """Compare models: one scan through every model of the task, agreement, latency, optional truth."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -55,7 +54,7 @@ ids = list(preds)
 cls_names = card.classes[1:]
 cls = st.radio("Structure", cls_names, horizontal=True, key="cmp_class") if len(cls_names) > 1 else cls_names[0]
 cid = card.classes.index(cls)
-matrix = np.array([[metrics.score(preds[a].mask, preds[b].mask, cid)["dice"] for b in ids] for a in ids])
+matrix = metrics.pairwise_dice([preds[i].mask for i in ids], cid)
 a, b = st.columns(2)
 with a:
     st.plotly_chart(viz.dice_matrix_figure([names[i] for i in ids], matrix), width="stretch")
@@ -82,6 +81,4 @@ if truth is not None:
     cols = st.columns(len(preds))
     for col, (mid, p) in zip(cols, preds.items()):
         col.image(viz.error_map(image, p.mask, truth, cid), caption=f"{names[mid]}: {cls}", width="stretch")
-    st.markdown(" ".join(f"<span style='color:#{r:02x}{g:02x}{b_:02x}'>■</span> {k}"
-                         for k, (r, g, b_) in viz.ERROR_COLOURS.items())
-                + " (true positive, false positive, false negative)", unsafe_allow_html=True)
+    st.markdown(viz.error_legend_html(), unsafe_allow_html=True)

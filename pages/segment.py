@@ -1,6 +1,5 @@
 """Segment: one scan through the chosen model; overlay, confidence, measurements, downloads."""
 
-import json
 import math
 
 import pandas as pd
@@ -10,6 +9,7 @@ import app_common as ac
 from nervseg import viz
 from nervseg.inference import class_confidence
 from nervseg.measure import measure
+from nervseg.report import report_json, scan_report
 
 st.title("Segment a scan")
 card = ac.current_card()
@@ -87,21 +87,14 @@ with right:
     if spacing is None:
         st.caption("Areas in mm² need the pixel size (set it above, or upload DICOM).")
 
-    report = {
-        "image": picked.name, "image_sha256": picked.hash, "size_px": [image.shape[1], image.shape[0]],
-        "pixel_spacing_mm": spacing, "model": card.id, "model_weights_sha256": card.weights_sha256,
-        "preprocessing": ac.preprocess_dict() or {"model's own": card.preprocess},
-        "threshold": threshold, "inference_seconds": round(pred.seconds, 4),
-        "confidence": {k: (None if math.isnan(v) else round(v, 4)) for k, v in conf.items()},
-        "structures": [s.to_dict() for s in structures],
-        "note": ac.DISCLAIMER,
-    }
+    report = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
+                         pred.seconds, conf, structures, ac.DISCLAIMER)
     stem = picked.name.rsplit(".", 1)[0]
     d1, d2, d3 = st.columns(3)
     d1.download_button("Mask", icon=":material/download:", data=viz.png_bytes(mask), file_name=f"{stem}_mask.png",
                        mime="image/png", width="stretch", help="Class ids: 0 background, 1 nerve, 2 vessel.")
     d2.download_button("Overlay", icon=":material/download:", data=viz.png_bytes(viz.overlay(image, mask, alpha)),
                        file_name=f"{stem}_overlay.png", mime="image/png", width="stretch", help="PNG as shown.")
-    d3.download_button("Report", icon=":material/download:", data=json.dumps(report, indent=2),
+    d3.download_button("Report", icon=":material/download:", data=report_json(report),
                        file_name=f"{stem}_report.json", mime="application/json", width="stretch",
                        help="JSON: model, settings, confidence and measurements.")

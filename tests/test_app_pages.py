@@ -12,12 +12,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+import app_pages
 import nervseg
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
-PAGES = ["pages/home.py", "pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py",
-         "pages/cine.py", "pages/models.py"]
+PAGES = [p.path for p in app_pages.PAGES]
 TIMEOUT = 300
 
 

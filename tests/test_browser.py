@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import app_pages
 import nervseg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +30,7 @@ SCREENS = ROOT / "artifacts" / "screens"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,1000"]
-PAGES = [("home", "Home"), ("segment", "Segment"), ("compare", "Compare models"), ("lab", "Preprocessing lab"),
-         ("metrics", "Ground-truth metrics"), ("cine", "Cine"), ("models", "Models")]
+PAGES = [(p.slug, p.title) for p in app_pages.PAGES]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")]

@@ -104,3 +104,14 @@ def test_plotly_figures(scene):
     assert len(viz.metric_box_figure(rows).data) == 2
     fig = viz.dice_matrix_figure(["a", "b"], np.array([[1.0, 0.6], [0.6, 1.0]]))
     assert fig.data[0].z.shape == (2, 2)
+
+
+def test_timeline_figure_plots_area_and_confidence_per_frame():
+    from nervseg.viz import timeline_figure
+
+    stats = [{"time_s": i / 10, "nerve_area_px": 100 + i, "nerve_confidence": 0.5} for i in range(5)]
+    fig = timeline_figure(stats, "nerve", current=2)
+    area, conf = fig.data
+    assert list(area.y) == [100, 101, 102, 103, 104] and list(conf.y) == [0.5] * 5
+    assert list(area.x) == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert fig.layout.shapes[0].x0 == 0.2  # the current frame's marker
