@@ -155,6 +155,7 @@ def run_folds(run: CvRun, train=subprocess.run) -> Path:
     for k in run.folds if run.folds is not None else range(ff.k):
         d = run.fold_dir(k)
         if not (d / f"{run.model_id}.json").is_file():
+            d.mkdir(parents=True, exist_ok=True)
             stage_init_model(run, k)
             cmd = run.train_command(k)
             print("+", shlex.join(cmd), flush=True)
