@@ -165,3 +165,21 @@ def test_write_then_apply_patches_only_complete_summaries(tmp_path, monkeypatch)
 def test_missing_rows_are_a_clear_error(tmp_path):
     with pytest.raises(cv_summary.SummaryError, match="nervseg.cv run"):
         cv_summary.load_oof(tmp_path, "usgra")
+
+
+def test_cv_all_uses_one_recipe_per_task():
+    """scripts/cv_all.sh: the three architectures of a task get identical flags but --init-from's id."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "cv_all.sh"
+    text = script.read_text()
+    block = text[text.index("COMMON="): text.index("\n}\n", text.index("recipe()")) + 3]
+    out = {}
+    for task in ("kaggle-bp", "usgra"):
+        for arch in cv.ARCHS:
+            res = subprocess.run(["bash", "-c", f"{block}\nrecipe {task} {arch}"], capture_output=True, text=True,
+                                 check=True)
+            out[task, arch] = res.stdout.strip().replace(f"kaggle-bp-{arch}", "kaggle-bp-ARCH")
+        assert len({out[task, a] for a in cv.ARCHS}) == 1, out
+        assert "--epochs" in out[task, "unet"] and "--max-minutes" not in out[task, "unet"]
+    assert "--init-from kaggle-bp-ARCH" in out["usgra", "unet"] and "--size 256 256" in out["usgra", "unet"]

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The fair comparison, for a GPU session: grouped 5-fold cross-validation of U-Net, DenseNet and
+# SK-U-Net with ONE recipe per task (identical flags for the three architectures), the final
+# models on all non-sample data with the same recipe, then the summaries and the card blocks.
+#
+#   scripts/cv_all.sh                          # everything, kaggle-bp first (usgra starts from it)
+#   STEP=cv TASKS=kaggle-bp ARCHS=unet scripts/cv_all.sh     # one piece (resumable: trained folds are reused)
+#
+# Budgets are in epochs, not minutes, so the recipe is the same on any hardware. No epoch is
+# chosen on a fold's test images: the train CLI's --fold mode trains a fixed budget and only
+# reports on the held-out fold. Needs the train CLI's --split-file/--fold and ../shared/data.
+# Recipe choice (README, "What was tried on usgra"): per-image Dice + CE, strong augmentation with
+# a weight EMA of 0.99, usgra at 256 px, usgra initialised from the kaggle-bp model of the same
+# architecture (the data sets are disjoint, so the kaggle-bp model trained on all its data is fair).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+TASKS=${TASKS:-"kaggle-bp usgra"}
+ARCHS=${ARCHS:-"unet densenet sk-unet"}
+STEP=${STEP:-all}  # folds | cv | final | summary | all
+LOGS=runs/cv/logs
+mkdir -p "$LOGS"
+
+COMMON="--loss image-dice-ce --augment strong --ema 0.99 --seed 0"
+recipe() {  # recipe TASK ARCH: the task's flags; only --init-from names the architecture
+  case $1 in
+    kaggle-bp) echo "--size 128 176 --batch-size 16 --epochs 12 --lr 2e-3 --empty-oversample 4 $COMMON" ;;
+    usgra) echo "--size 256 256 --batch-size 8 --epochs 120 --lr 1e-3 $COMMON --init-from kaggle-bp-$2" ;;
+  esac
+}
+
+# Run "$@" once per architecture in parallel (small models leave the GPU idle; augmentation is
+# CPU-bound), and fail if any of them fails.
+per_arch() {
+  local name=$1; shift
+  local pids=() arch
+  for arch in $ARCHS; do
+    "$@" "$arch" > "$LOGS/$name-$arch.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+cv_one() { $PY -m nervseg.cv run --task "$1" --arch "$2" --recipe-args "$(recipe "$1" "$2")"; }
+final_one() {
+  # shellcheck disable=SC2046
+  $PY -m nervseg.train --task "$1" --arch "$2" --split-file "splits/$1-folds.json" $(recipe "$1" "$2") --out models
+}
+need_new_kaggle() {  # usgra starts from the kaggle-bp models trained with the common recipe
+  local arch
+  for arch in $ARCHS; do
+    grep -q '"recipe"' "models/kaggle-bp-$arch.json" || {
+      echo "models/kaggle-bp-$arch.json has no recipe: run STEP=final TASKS=kaggle-bp first" >&2; exit 1; }
+  done
+}
+
+if [[ $STEP == folds || $STEP == all ]]; then
+  for task in $TASKS; do $PY -m nervseg.folds --task "$task"; done
+  git diff --quiet -- splits/ || echo "fold files changed (demo samples?): commit splits/*-folds.json" >&2
+fi
+for task in $TASKS; do
+  [[ $task == usgra && $STEP != summary && $STEP != folds ]] && need_new_kaggle
+  if [[ $STEP == cv || $STEP == all ]]; then per_arch "cv-$task" cv_one "$task"; fi
+  if [[ $STEP == final || $STEP == all ]]; then per_arch "final-$task" final_one "$task"; fi
+  if [[ $STEP == summary || $STEP == all ]]; then
+    $PY -m nervseg.cv summarise --task "$task"      # splits/<task>-cv-summary.json, splits/<task>-paired.json
+    $PY -m nervseg.cv apply --task "$task"          # cross_validation + presence into models/<task>-*.json
+  fi
+done
+echo "done: commit models/, splits/ and refresh the README table (scripts/model_table.py)"
