@@ -104,7 +104,18 @@ def presence_blocks(rows: list[dict], task: str, source: str) -> tuple[dict, dic
         gating[c] = info
         if block is not None:
             blocks[c] = block
+            if set_name != "main":  # what the gate fitted there does to the main set (kaggle-bp: all present)
+                info["main_set"] = gate_effect([r for r in rows if r["set"] == "main" and r["class"] == c], block)
     return blocks, gating
+
+
+def gate_effect(rows: list[dict], block: dict) -> dict:
+    """Detection and Dice on `rows` when `block`'s threshold gates them."""
+    found = [calibrate.calibrated_probability(block, r["presence"]) >= block["threshold"] for r in rows]
+    present = [not r["truth_empty"] for r in rows]
+    sens, spec = calibrate.detection(np.asarray(found, float), present, 0.5)
+    return {"n_images": len(rows), "sensitivity": sens, "specificity": None if np.isnan(spec) else spec,
+            "dice_ungated": float(np.mean([r["dice"] for r in rows])), "dice_gated": float(gated_dice(rows, found).mean())}
 
 
 def kaggle_rule(rows: list[dict]) -> dict:

@@ -183,3 +183,45 @@ def test_cv_all_uses_one_recipe_per_task():
         assert len({out[task, a] for a in cv.ARCHS}) == 1, out
         assert "--epochs" in out[task, "unet"] and "--max-minutes" not in out[task, "unet"]
     assert "--init-from kaggle-bp-ARCH" in out["usgra", "unet"] and "--size 256 256" in out["usgra", "unet"]
+
+
+def test_kaggle_summary_gates_on_fullres_and_reports_the_cost_on_the_main_set():
+    rng = np.random.default_rng(3)
+    rows = []
+    for subj in range(1, 11):
+        for i in range(6):
+            d = float(rng.uniform(0.5, 0.9))
+            rows.append({"set": "main", "stem": f"{subj}_{i}", "group": str(subj), "class": "nerve", "fold": subj % 5,
+                         "truth_empty": 0, "dice": d, "precision": d, "sensitivity": d,
+                         "presence": float(rng.uniform(0.7, 1.0))})
+    for subj in (1, 2):
+        for i in range(12):
+            empty = i % 3 != 0
+            rows.append({"set": "fullres", "stem": f"{subj}_{100 + i}", "group": str(subj), "class": "nerve",
+                         "fold": subj % 5, "truth_empty": int(empty), "dice": 0.0 if empty else 0.7,
+                         "precision": 0.0, "sensitivity": 1.0,
+                         "presence": float(rng.uniform(0.2, 0.5) if empty else rng.uniform(0.8, 1.0))})
+    summary, _ = cv_summary.summarise("kaggle-bp", {"unet": rows}, 5, "by subject", "splits/kaggle-bp-folds.json")
+    e = summary["models"]["kaggle-bp-unet"]
+    rule = e["fullres_kaggle_rule"]
+    assert rule["n_images"] == 24 and rule["n_empty"] == 16 and rule["dice_mean"] == pytest.approx(0.7 * 8 / 24)
+    assert rule["dice_gated_cross_fitted"] == pytest.approx((16 + 0.7 * 8) / 24)  # separable: every empty emptied
+    assert e["presence"]["nerve"]["n_absent"] == 16
+    assert e["presence_gating"]["nerve"]["cross_fitted_by"] == "leave one group out"
+    main = e["presence_gating"]["nerve"]["main_set"]
+    assert main["n_images"] == 60 and main["sensitivity"] == 1.0 and main["dice_gated"] == pytest.approx(main["dice_ungated"])
+    assert e["cross_validation"]["per_class"]["nerve"]["n_images"] == 60  # full-resolution frames not in the CV mean
+
+
+def test_eval_pairs_give_each_fullres_frame_to_its_subjects_fold(data_root):
+    ff = fl.read(fl.folds_path("kaggle-bp"))
+    seen = []
+    for k in range(ff.k):
+        items = cv.eval_pairs(ff, "kaggle-bp", k, data_root)
+        main = [p.stem for s, p, _ in items if s == "main"]
+        assert sorted(main) == sorted(ff.test_stems(k))
+        for s, p, g in items:
+            if s == "fullres":
+                assert ff.fold_of_group(g) == k
+                seen.append(p.stem)
+    assert len(seen) == len(set(seen)) == 69
