@@ -62,11 +62,15 @@ class CvRun:
         return Path(self.cv_root) / self.task / self.arch / f"fold{fold}"
 
     def train_command(self, fold: int) -> list[str]:
-        """The training CLI call for one fold: its model and checkpoints stay in the fold's folder."""
+        """The training CLI call for one fold: its model and checkpoints stay in the fold's folder.
+
+        An interrupted fold (a checkpoint but no card) resumes instead of starting over.
+        """
         d = self.fold_dir(fold)
+        resume = ["--resume"] if (d / "ckpt" / self.model_id / "last.pt").is_file() else []
         return [self.python, "-m", "nervseg.train", "--task", self.task, "--arch", self.arch,
                 "--split-file", str(fl.folds_path(self.task, self.splits_dir)), "--fold", str(fold),
-                "--out", str(d), "--runs", str(d / "ckpt"), *shlex.split(self.recipe_args)]
+                "--out", str(d), "--runs", str(d / "ckpt"), *shlex.split(self.recipe_args), *resume]
 
     def init_from(self) -> str | None:
         """The --init-from model id in the recipe, if any."""
@@ -229,6 +233,8 @@ def main(argv=None) -> None:
             cv_summary.apply(args.task, args.out_dir or fl.SPLITS_DIR, args.models)
     except (fl.FoldError, cv_summary.SummaryError, FileNotFoundError) as e:
         raise SystemExit(str(e)) from e
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"fold training failed (exit {e.returncode}): {shlex.join(e.cmd)}") from e
 
 
 if __name__ == "__main__":

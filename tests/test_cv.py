@@ -31,6 +31,9 @@ def test_train_command_trains_one_fold_into_its_own_folder(tmp_path):
     assert f"--out {d} --runs {d / 'ckpt'}" in joined
     assert cmd[-6:] == ["--size", "256", "256", "--epochs", "150", "--init-from", "kaggle-bp-unet"][-6:]
     assert run.init_from() == "kaggle-bp-unet"
+    (d / "ckpt" / "usgra-unet").mkdir(parents=True)
+    (d / "ckpt" / "usgra-unet" / "last.pt").write_bytes(b"")
+    assert run.train_command(3)[-1] == "--resume" and "--resume" not in run.train_command(2)
     assert cv.CvRun("usgra", "unet", "--epochs 3").init_from() is None
 
 
