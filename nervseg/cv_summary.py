@@ -206,3 +206,14 @@ def apply(task: str, summary_dir: Path, models_dir: Path) -> list[Path]:
         path.write_text(json.dumps(card, indent=2) + "\n")
         written.append(path)
     return written
+
+
+def load_paired(task: str, splits_dir: Path | None = None) -> dict | None:
+    """The task's paired comparison (splits/<task>-paired.json) for the app; None until CV has run."""
+    path = Path(splits_dir or fl.SPLITS_DIR) / f"{task}-paired.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SummaryError(f"cannot read {path}: {e}") from e

@@ -153,6 +153,8 @@ def test_write_then_apply_patches_only_complete_summaries(tmp_path, monkeypatch)
     monkeypatch.setattr(fl, "SPLITS_DIR", tmp_path / "splits")
     s_path, p_path = cv_summary.write("usgra", tmp_path / "cv", tmp_path / "out")
     assert json.loads(p_path.read_text())["pairs"][0]["a"] == "densenet"
+    assert cv_summary.load_paired("usgra", tmp_path / "out")["pairs"][0]["b"] == "unet"
+    assert cv_summary.load_paired("kaggle-bp", tmp_path / "out") is None
     models = tmp_path / "models"
     models.mkdir()
     for arch in ("unet", "densenet"):
