@@ -5,6 +5,7 @@
 #
 #   scripts/cv_all.sh                          # everything, kaggle-bp first (usgra starts from it)
 #   STEP=cv TASKS=kaggle-bp ARCHS=unet scripts/cv_all.sh     # one piece (resumable: trained folds are reused)
+#   DRY=1 scripts/cv_all.sh                    # print the commands only
 #
 # Budgets are in epochs, not minutes, so the recipe is the same on any hardware. No epoch is
 # chosen on a fold's test images: the train CLI's --fold mode trains a fixed budget and only
@@ -18,6 +19,8 @@ PY=${PY:-.venv/bin/python}
 TASKS=${TASKS:-"kaggle-bp usgra"}
 ARCHS=${ARCHS:-"unet densenet sk-unet"}
 STEP=${STEP:-all}  # folds | cv | final | summary | all
+RUN=""
+[[ ${DRY:-0} == 1 ]] && RUN="echo +"
 LOGS=runs/cv/logs
 mkdir -p "$LOGS"
 
@@ -35,18 +38,20 @@ per_arch() {
   local name=$1; shift
   local pids=() arch
   for arch in $ARCHS; do
+    if [[ -n $RUN ]]; then "$@" "$arch"; continue; fi
     "$@" "$arch" > "$LOGS/$name-$arch.log" 2>&1 &
     pids+=($!)
   done
-  for pid in "${pids[@]}"; do wait "$pid"; done
+  for pid in "${pids[@]+"${pids[@]}"}"; do wait "$pid"; done
 }
-cv_one() { $PY -m nervseg.cv run --task "$1" --arch "$2" --recipe-args "$(recipe "$1" "$2")"; }
+cv_one() { $RUN $PY -m nervseg.cv run --task "$1" --arch "$2" --recipe-args "$(recipe "$1" "$2")"; }
 final_one() {
   # shellcheck disable=SC2046
-  $PY -m nervseg.train --task "$1" --arch "$2" --split-file "splits/$1-folds.json" $(recipe "$1" "$2") --out models
+  $RUN $PY -m nervseg.train --task "$1" --arch "$2" --split-file "splits/$1-folds.json" $(recipe "$1" "$2") --out models --runs runs/final
 }
 need_new_kaggle() {  # usgra starts from the kaggle-bp models trained with the common recipe
   local arch
+  [[ -n $RUN ]] && return 0
   for arch in $ARCHS; do
     grep -q '"recipe"' "models/kaggle-bp-$arch.json" || {
       echo "models/kaggle-bp-$arch.json has no recipe: run STEP=final TASKS=kaggle-bp first" >&2; exit 1; }
@@ -54,7 +59,7 @@ need_new_kaggle() {  # usgra starts from the kaggle-bp models trained with the c
 }
 
 if [[ $STEP == folds || $STEP == all ]]; then
-  for task in $TASKS; do $PY -m nervseg.folds --task "$task"; done
+  for task in $TASKS; do $RUN $PY -m nervseg.folds --task "$task"; done
   git diff --quiet -- splits/ || echo "fold files changed (demo samples?): commit splits/*-folds.json" >&2
 fi
 for task in $TASKS; do
@@ -62,8 +67,8 @@ for task in $TASKS; do
   if [[ $STEP == cv || $STEP == all ]]; then per_arch "cv-$task" cv_one "$task"; fi
   if [[ $STEP == final || $STEP == all ]]; then per_arch "final-$task" final_one "$task"; fi
   if [[ $STEP == summary || $STEP == all ]]; then
-    $PY -m nervseg.cv summarise --task "$task"      # splits/<task>-cv-summary.json, splits/<task>-paired.json
-    $PY -m nervseg.cv apply --task "$task"          # cross_validation + presence into models/<task>-*.json
+    $RUN $PY -m nervseg.cv summarise --task "$task"      # splits/<task>-cv-summary.json, splits/<task>-paired.json
+    $RUN $PY -m nervseg.cv apply --task "$task"          # cross_validation + presence into models/<task>-*.json
   fi
 done
 echo "done: commit models/, splits/ and refresh the README table (scripts/model_table.py)"

@@ -173,21 +173,28 @@ def test_missing_rows_are_a_clear_error(tmp_path):
 
 
 def test_cv_all_uses_one_recipe_per_task():
-    """scripts/cv_all.sh: the three architectures of a task get identical flags but --init-from's id."""
+    """scripts/cv_all.sh (dry run): per task, the fold and final trainings of the three architectures
+    get identical flags except the architecture and its --init-from id, with a budget in epochs."""
+    import os
     import subprocess
 
     script = Path(__file__).resolve().parent.parent / "scripts" / "cv_all.sh"
-    text = script.read_text()
-    block = text[text.index("COMMON="): text.index("\n}\n", text.index("recipe()")) + 3]
-    out = {}
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "DRY": "1", "STEP": "all"})
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("+ ")]
     for task in ("kaggle-bp", "usgra"):
-        for arch in cv.ARCHS:
-            res = subprocess.run(["bash", "-c", f"{block}\nrecipe {task} {arch}"], capture_output=True, text=True,
-                                 check=True)
-            out[task, arch] = res.stdout.strip().replace(f"kaggle-bp-{arch}", "kaggle-bp-ARCH")
-        assert len({out[task, a] for a in cv.ARCHS}) == 1, out
-        assert "--epochs" in out[task, "unet"] and "--max-minutes" not in out[task, "unet"]
-    assert "--init-from kaggle-bp-ARCH" in out["usgra", "unet"] and "--size 256 256" in out["usgra", "unet"]
+        for kind in ("nervseg.cv run", "nervseg.train"):
+            sel = [ln for ln in lines if kind in ln and f"--task {task} " in ln]
+            assert len(sel) == 3, sel
+            flags = {ln.split(" --arch ")[1].split(" ", 1)[1].replace(f"kaggle-bp-{a}", "kaggle-bp-ARCH")
+                     for ln, a in zip(sel, cv.ARCHS)}
+            assert len(flags) == 1, flags
+            recipe = flags.pop()
+            assert "--epochs" in recipe and "--max-minutes" not in recipe
+        if task == "usgra":
+            assert "--init-from kaggle-bp-ARCH" in recipe and "--size 256 256" in recipe
+    order = [ln for ln in lines if "nervseg.train" in ln]
+    assert "kaggle-bp" in order[0] and "usgra" in order[-1]  # usgra starts from the final kaggle-bp models
 
 
 def test_kaggle_summary_gates_on_fullres_and_reports_the_cost_on_the_main_set():
