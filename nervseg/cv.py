@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -127,11 +128,14 @@ def score_images(segmenter, items: list[tuple[str, Pair, str]], task: str, arch:
 
 
 def write_rows(rows: list[dict], path: Path) -> None:
+    """Write rows atomically (folds scored in parallel each rewrite oof.csv)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(ROW_KEYS))
         w.writeheader()
         w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -29,13 +29,15 @@ class SummaryError(ValueError):
 
 def load_oof(cv_root: Path, task: str) -> dict[str, list[dict]]:
     """{arch: rows} for every architecture with an oof.csv under cv_root/task."""
-    from .cv import ARCHS, read_rows
+    from .cv import ARCHS, CvRun, collect_oof, read_rows
 
     out = {}
     for arch in ARCHS:
-        p = Path(cv_root) / task / arch / "oof.csv"
-        if p.is_file():
-            out[arch] = read_rows(p)
+        base = Path(cv_root) / task / arch
+        if any(base.glob("fold*/scores.csv")):  # rebuilt from the folds: parallel folds race on oof.csv
+            collect_oof(CvRun(task, arch, cv_root=Path(cv_root)))
+        if (base / "oof.csv").is_file():
+            out[arch] = read_rows(base / "oof.csv")
     if not out:
         raise SummaryError(f"no out-of-fold rows under {Path(cv_root) / task}: run `python -m nervseg.cv run` first")
     return out

@@ -32,19 +32,26 @@ recipe() {  # recipe TASK ARCH: the task's flags; only --init-from names the arc
   esac
 }
 
-# Run "$@" once per architecture in parallel (small models leave the GPU idle; augmentation is
-# CPU-bound), and fail if any of them fails.
-per_arch() {
-  local name=$1; shift
-  local pids=() arch
+FOLDS=${FOLDS:-"0 1 2 3 4"}
+# Run "$@" ARCH (and FOLD, when per_fold is 1) for every architecture (and fold) at once: small
+# models leave the GPU idle and augmentation is CPU-bound, so separate single-thread processes are
+# the speed-up (a GPU machine here has 16 cores). Fails if any of them fails; logs in runs/cv/logs.
+parallel() {
+  local name=$1 per_fold=$2; shift 2
+  local pids=() arch fold list
   for arch in $ARCHS; do
-    if [[ -n $RUN ]]; then "$@" "$arch"; continue; fi
-    "$@" "$arch" > "$LOGS/$name-$arch.log" 2>&1 &
-    pids+=($!)
+    list="-"; [[ $per_fold == 1 ]] && list=$FOLDS
+    for fold in $list; do
+      local args=("$arch") log="$LOGS/$name-$arch.log"
+      [[ $fold != - ]] && args+=("$fold") && log="$LOGS/$name-$arch-fold$fold.log"
+      if [[ -n $RUN ]]; then "$@" "${args[@]}"; continue; fi
+      OMP_NUM_THREADS=1 "$@" "${args[@]}" > "$log" 2>&1 &
+      pids+=($!)
+    done
   done
   for pid in "${pids[@]+"${pids[@]}"}"; do wait "$pid"; done
 }
-cv_one() { $RUN $PY -m nervseg.cv run --task "$1" --arch "$2" --recipe-args "$(recipe "$1" "$2")"; }
+cv_one() { $RUN $PY -m nervseg.cv run --task "$1" --arch "$2" --folds "$3" --recipe-args "$(recipe "$1" "$2")"; }
 final_one() {
   # shellcheck disable=SC2046
   $RUN $PY -m nervseg.train --task "$1" --arch "$2" --split-file "splits/$1-folds.json" $(recipe "$1" "$2") --out models --runs runs/final
@@ -64,8 +71,8 @@ if [[ $STEP == folds || $STEP == all ]]; then
 fi
 for task in $TASKS; do
   [[ $task == usgra && $STEP != summary && $STEP != folds ]] && need_new_kaggle
-  if [[ $STEP == cv || $STEP == all ]]; then per_arch "cv-$task" cv_one "$task"; fi
-  if [[ $STEP == final || $STEP == all ]]; then per_arch "final-$task" final_one "$task"; fi
+  if [[ $STEP == cv || $STEP == all ]]; then parallel "cv-$task" 1 cv_one "$task"; fi
+  if [[ $STEP == final || $STEP == all ]]; then parallel "final-$task" 0 final_one "$task"; fi
   if [[ $STEP == summary || $STEP == all ]]; then
     $RUN $PY -m nervseg.cv summarise --task "$task"      # splits/<task>-cv-summary.json, splits/<task>-paired.json
     $RUN $PY -m nervseg.cv apply --task "$task"          # cross_validation + presence into models/<task>-*.json
