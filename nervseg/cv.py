@@ -53,6 +53,7 @@ class CvRun:
     data: Path | None = None
     init_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "models")  # where --init-from models are
     samples_file: Path | None = None  # demo-sample list the fold file must exclude (default: sample_images/)
+    rescore: bool = False  # score folds again even when their scores.csv exists
     python: str = sys.executable
 
     @property
@@ -162,6 +163,8 @@ def run_folds(run: CvRun, train=subprocess.run) -> Path:
     fl.check_current(ff, run.samples_file)
     for k in run.folds if run.folds is not None else range(ff.k):
         d = run.fold_dir(k)
+        if (d / "scores.csv").is_file() and not run.rescore:  # done (possibly in an earlier session)
+            continue
         if not (d / f"{run.model_id}.json").is_file():
             d.mkdir(parents=True, exist_ok=True)
             stage_init_model(run, k)
@@ -214,6 +217,7 @@ def main(argv=None) -> None:
     r.add_argument("--folds", default=None, help="comma-separated fold numbers (default: all)")
     r.add_argument("--recipe-args", default="", help="training flags shared by every fold, one quoted string")
     r.add_argument("--init-dir", type=Path, default=PROJECT_ROOT / "models", help="where --init-from models are")
+    r.add_argument("--rescore", action="store_true", help="score already scored folds again")
     for name in ("summarise", "apply", "heldout"):
         p = sub.add_parser(name)
         p.add_argument("--task", required=True, choices=sorted(MAIN_SET))
@@ -225,7 +229,8 @@ def main(argv=None) -> None:
     try:
         if args.cmd == "run":
             folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-            print(run_folds(CvRun(args.task, args.arch, args.recipe_args, folds, init_dir=args.init_dir)))
+            print(run_folds(CvRun(args.task, args.arch, args.recipe_args, folds, init_dir=args.init_dir,
+                                  rescore=args.rescore)))
         elif args.cmd == "heldout":
             out_root = args.cv_root or PROJECT_ROOT / "runs" / "cv-heldout"
             for arch in ARCHS:

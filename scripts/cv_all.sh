@@ -78,4 +78,11 @@ for task in $TASKS; do
     $RUN $PY -m nervseg.cv apply --task "$task"          # cross_validation + presence into models/<task>-*.json
   fi
 done
+# On a lent machine only $OUT comes back: the fold scores (enough to resume: scored folds are not
+# retrained), the fold cards, the logs, the summaries and the cards.
+if [[ -n ${OUT:-} && -z $RUN ]]; then
+  find runs/cv \( -name scores.csv -o -name '*.json' -o -name '*.log' \) -not -path '*/ckpt/*' \
+    -exec cp --parents {} "$OUT"/ \;
+  cp --parents splits/*.json models/*.json models/*.safetensors "$OUT"/
+fi
 echo "done: commit models/, splits/ and refresh the README table (scripts/model_table.py)"

@@ -85,8 +85,14 @@ def test_run_folds_scores_every_held_out_image_once(tmp_path):
         assert r["stem"] in ff.test_stems(r["fold"])  # scored only by the model that did not train on it
         assert 0 <= r["dice"] <= 1 and 0 <= r["presence"] <= 1
         assert r["truth_empty"] == int(r["class"] == "vessel" and int(r["stem"]) % 2 == 0)
-    cv.run_folds(run, train=fake_train)  # trained folds are reused, not retrained
+    cv.run_folds(run, train=fake_train)  # scored folds are kept, not retrained
     assert len(calls) == 2
+    (run.fold_dir(1) / "usgra-unet.json").unlink()  # only the scores came back from another machine
+    cv.run_folds(run, train=fake_train)
+    assert len(calls) == 2
+    run.rescore = True
+    cv.run_folds(run, train=fake_train)  # rescoring needs the model: fold 1 trains again, fold 0 is reused
+    assert [c[c.index("--fold") + 1] for c in calls] == ["0", "1", "1"]
     oof.write_text("")  # folds scored in parallel may leave a stale oof.csv: the summary rebuilds it
     assert len(cv_summary.load_oof(tmp_path / "cv", "usgra")["unet"]) == len(rows)
 
