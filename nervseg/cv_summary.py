@@ -202,6 +202,9 @@ def apply(task: str, summary_dir: Path, models_dir: Path) -> list[Path]:
             raise SummaryError(f"{mid}: summary is not a complete cross-validation; not copied into cards")
         path = Path(models_dir) / f"{mid}.json"
         card = json.loads(path.read_text())
+        if "recipe" not in card:  # an older card: its model is not the one the folds describe
+            raise SummaryError(f"{path} has no recipe block: train the final models with the common recipe first "
+                               "(scripts/cv_all.sh STEP=final)")
         card["cross_validation"] = {**cv, **({"fullres_kaggle_rule": e["fullres_kaggle_rule"]}
                                              if "fullres_kaggle_rule" in e else {})}
         card["presence"] = e["presence"]

@@ -168,6 +168,10 @@ def test_write_then_apply_patches_only_complete_summaries(tmp_path, monkeypatch)
     models.mkdir()
     for arch in ("unet", "densenet"):
         (models / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "keep": 1}))
+    with pytest.raises(cv_summary.SummaryError, match="no recipe"):  # not trained with the common recipe
+        cv_summary.apply("usgra", tmp_path / "out", models)
+    for arch in ("unet", "densenet"):
+        (models / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "keep": 1, "recipe": {}}))
     cv_summary.apply("usgra", tmp_path / "out", models)
     card = json.loads((models / "usgra-unet.json").read_text())
     assert card["keep"] == 1 and card["cross_validation"]["k"] == 5 and "vessel" in card["presence"]
