@@ -70,9 +70,10 @@ class CvRun:
         """
         d = self.fold_dir(fold)
         resume = ["--resume"] if (d / "ckpt" / self.model_id / "last.pt").is_file() else []
+        data = ["--data", str(self.data)] if self.data else []
         return [self.python, "-m", "nervseg.train", "--task", self.task, "--arch", self.arch,
                 "--split-file", str(fl.folds_path(self.task, self.splits_dir)), "--fold", str(fold),
-                "--out", str(d), "--runs", str(d / "ckpt"), *shlex.split(self.recipe_args), *resume]
+                "--out", str(d), "--runs", str(d / "ckpt"), *data, *shlex.split(self.recipe_args), *resume]
 
     def init_from(self) -> str | None:
         """The --init-from model id in the recipe, if any."""

@@ -80,6 +80,7 @@ def test_run_folds_scores_every_held_out_image_once(tmp_path):
     oof = cv.run_folds(run, train=fake_train)
     rows = cv.read_rows(oof)
     assert len(calls) == 2 and [c[c.index("--fold") + 1] for c in calls] == ["0", "1"]
+    assert calls[0][calls[0].index("--data") + 1] == str(tmp_path / "data")
     assert sorted({r["stem"] for r in rows}) == stems and len(rows) == 2 * len(stems)  # nerve + vessel
     for r in rows:
         assert r["stem"] in ff.test_stems(r["fold"])  # scored only by the model that did not train on it
