@@ -72,13 +72,21 @@ class CvRun:
         resume = ["--resume"] if (d / "ckpt" / self.model_id / "last.pt").is_file() else []
         data = ["--data", str(self.data)] if self.data else []
         return [self.python, "-m", "nervseg.train", "--task", self.task, "--arch", self.arch,
-                "--split-file", str(fl.folds_path(self.task, self.splits_dir)), "--fold", str(fold),
-                "--out", str(d), "--runs", str(d / "ckpt"), *data, *shlex.split(self.recipe_args), *resume]
+                "--split-file", _rel(fl.folds_path(self.task, self.splits_dir)), "--fold", str(fold),
+                "--out", _rel(d), "--runs", _rel(d / "ckpt"), *data, *shlex.split(self.recipe_args), *resume]
 
     def init_from(self) -> str | None:
         """The --init-from model id in the recipe, if any."""
         args = shlex.split(self.recipe_args)
         return args[args.index("--init-from") + 1] if "--init-from" in args[:-1] else None
+
+
+def _rel(path: Path) -> str:
+    """A path relative to the project root when inside it (training runs there; cards stay portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def stage_init_model(run: CvRun, fold: int) -> None:
@@ -240,7 +248,7 @@ def main(argv=None) -> None:
         elif args.cmd == "summarise":
             cv_summary.write(args.task, args.cv_root or CV_ROOT, args.out_dir or fl.SPLITS_DIR)
         else:
-            cv_summary.apply(args.task, args.out_dir or fl.SPLITS_DIR, args.models)
+            cv_summary.apply(args.task, args.out_dir or fl.SPLITS_DIR, args.models, args.cv_root)
     except (fl.FoldError, cv_summary.SummaryError, FileNotFoundError) as e:
         raise SystemExit(str(e)) from e
     except subprocess.CalledProcessError as e:

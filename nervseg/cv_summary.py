@@ -192,25 +192,53 @@ def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False) -> tup
     return s_path, p_path
 
 
-def apply(task: str, summary_dir: Path, models_dir: Path) -> list[Path]:
-    """Copy each model's cross_validation and presence blocks into its card (other keys untouched)."""
+# TrainConfig fields that say where and how a run happened, not what was trained
+RUN_SPECIFIC = ("out", "runs", "resume", "fold", "data", "threads", "device", "id", "split_file")
+
+
+def recipe_of(card: dict) -> dict | None:
+    """A card's recipe (top level, or under `training` as the train CLI writes it)."""
+    return card.get("recipe") or card.get("training", {}).get("recipe")
+
+
+def check_same_recipe(final: dict, fold_card: dict) -> None:
+    """SummaryError unless the final model was trained as the fold models were (but for run-specific fields)."""
+    a, b = recipe_of(final), recipe_of(fold_card)
+    if not a:
+        raise SummaryError(f"{final.get('id')} has no recipe: train the final models with the common recipe first "
+                           "(scripts/cv_all.sh STEP=final)")
+    if b is None:  # no fold card at hand (only the scores came back): nothing to compare
+        return
+    diff = sorted(k for k in set(a) | set(b) if k not in RUN_SPECIFIC and a.get(k) != b.get(k))
+    if diff:
+        raise SummaryError(f"{final.get('id')}: final model and fold models differ in {diff}; CV figures not copied")
+
+
+def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None = None) -> list[Path]:
+    """Copy each model's cross_validation and presence blocks into its card (other keys untouched).
+
+    Only into a final model trained with the fold models' recipe (checked against fold 0's card
+    when it is at hand under cv_root).
+    """
+    from .cv import CV_ROOT
+
     summary = json.loads((Path(summary_dir) / f"{task}-cv-summary.json").read_text())
-    written = []
-    for mid, e in summary["models"].items():
+    cards = {}
+    for mid, e in summary["models"].items():  # check every card before writing any
         cv = e["cross_validation"]
         if not cv.get("complete") or cv.get("source", "").startswith("DEMONSTRATION"):
             raise SummaryError(f"{mid}: summary is not a complete cross-validation; not copied into cards")
         path = Path(models_dir) / f"{mid}.json"
         card = json.loads(path.read_text())
-        if "recipe" not in card:  # an older card: its model is not the one the folds describe
-            raise SummaryError(f"{path} has no recipe block: train the final models with the common recipe first "
-                               "(scripts/cv_all.sh STEP=final)")
+        fold_card = Path(cv_root or CV_ROOT) / task / card.get("architecture", mid[len(task) + 1:]) / "fold0" / f"{mid}.json"
+        check_same_recipe(card, json.loads(fold_card.read_text()) if fold_card.is_file() else {})
         card["cross_validation"] = {**cv, **({"fullres_kaggle_rule": e["fullres_kaggle_rule"]}
                                              if "fullres_kaggle_rule" in e else {})}
         card["presence"] = e["presence"]
+        cards[path] = card
+    for path, card in cards.items():
         path.write_text(json.dumps(card, indent=2) + "\n")
-        written.append(path)
-    return written
+    return list(cards)
 
 
 def load_paired(task: str, splits_dir: Path | None = None) -> dict | None:

@@ -29,7 +29,10 @@ def test_train_command_trains_one_fold_into_its_own_folder(tmp_path):
     assert cmd[:3] == ["py", "-m", "nervseg.train"]
     joined = shlex.join(cmd)
     assert f"--split-file {tmp_path / 'splits' / 'usgra-folds.json'} --fold 3" in joined
-    assert f"--out {d} --runs {d / 'ckpt'}" in joined
+    assert f"--out {d} --runs {d / 'ckpt'}" in joined  # outside the project: as given
+    inside = cv.CvRun("usgra", "unet").train_command(1)
+    assert "--out runs/cv/usgra/unet/fold1" in shlex.join(inside)  # inside: relative, so cards stay portable
+    assert "--split-file splits/usgra-folds.json" in shlex.join(inside)
     assert cmd[-6:] == ["--size", "256", "256", "--epochs", "150", "--init-from", "kaggle-bp-unet"][-6:]
     assert run.init_from() == "kaggle-bp-unet"
     (d / "ckpt" / "usgra-unet").mkdir(parents=True)
@@ -171,9 +174,18 @@ def test_write_then_apply_patches_only_complete_summaries(tmp_path, monkeypatch)
         (models / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "keep": 1}))
     with pytest.raises(cv_summary.SummaryError, match="no recipe"):  # not trained with the common recipe
         cv_summary.apply("usgra", tmp_path / "out", models)
+    recipe = {"epochs": 120, "loss": "image-dice-ce", "out": "models", "fold": None}
     for arch in ("unet", "densenet"):
-        (models / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "keep": 1, "recipe": {}}))
-    cv_summary.apply("usgra", tmp_path / "out", models)
+        (models / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "architecture": arch, "keep": 1,
+                                                               "training": {"recipe": recipe}}))
+    fold_card = tmp_path / "cv" / "usgra" / "unet" / "fold0" / "usgra-unet.json"
+    fold_card.parent.mkdir(parents=True)
+    fold_card.write_text(json.dumps({"training": {"recipe": {**recipe, "epochs": 60, "out": "x", "fold": 0}}}))
+    with pytest.raises(cv_summary.SummaryError, match=r"differ in \['epochs'\]"):
+        cv_summary.apply("usgra", tmp_path / "out", models, tmp_path / "cv")
+    assert "cross_validation" not in json.loads((models / "usgra-densenet.json").read_text())  # none written
+    fold_card.write_text(json.dumps({"training": {"recipe": {**recipe, "out": "x", "fold": 0}}}))  # run fields only
+    cv_summary.apply("usgra", tmp_path / "out", models, tmp_path / "cv")
     card = json.loads((models / "usgra-unet.json").read_text())
     assert card["keep"] == 1 and card["cross_validation"]["k"] == 5 and "vessel" in card["presence"]
     cv_summary.write("usgra", tmp_path / "cv", tmp_path / "demo", heldout=True)
