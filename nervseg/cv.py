@@ -181,9 +181,11 @@ def run_folds(run: CvRun, train=subprocess.run) -> Path:
             print("+", shlex.join(cmd), flush=True)
             train(cmd, check=True, cwd=PROJECT_ROOT)
         seg = load(run.model_id, models_dir=d)
-        rows = score_images(seg, eval_pairs(ff, run.task, k, run.data), run.task, run.arch, k)
-        write_rows(rows, d / "scores.csv")
-        print(f"[{run.model_id}] fold {k}: scored {len({r['stem'] for r in rows})} images", flush=True)
+        items = eval_pairs(ff, run.task, k, run.data)
+        write_rows(score_images(seg, items, run.task, run.arch, k), d / "scores.csv")
+        n_full = sum(s == "fullres" for s, _, _ in items)
+        print(f"[{run.model_id}] fold {k}: scored {len(items) - n_full} images"
+              + (f" and {n_full} full-resolution frames" if n_full else ""), flush=True)
     return collect_oof(run)
 
 
