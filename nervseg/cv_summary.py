@@ -165,13 +165,51 @@ def summarise(task: str, by_arch: dict[str, list[dict]], k: int, grouping: str, 
     return {"task": task, "models": models}, paired
 
 
-def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False) -> tuple[Path, Path]:
+def near_duplicate_split(rows: list[dict], train_stems: set[str], groups: dict[str, str]) -> dict:
+    """Per class, mean Dice of the main-set images with and without a near-duplicate (same group) in training.
+
+    Measures how much a split by image leaks: the held-out images whose twin trained score higher.
+    """
+    twins = {g for s, g in groups.items() if s in train_stems}
+    out = {}
+    for c in sorted({r["class"] for r in rows if r["set"] == "main"}):
+        sel = [r for r in rows if r["set"] == "main" and r["class"] == c]
+        with_twin = [r["dice"] for r in sel if groups.get(r["stem"]) in twins]
+        without = [r["dice"] for r in sel if groups.get(r["stem"]) not in twins]
+        out[c] = {"n_with_twin_in_training": len(with_twin), "n_without": len(without),
+                  "dice_with_twin": float(np.mean(with_twin)) if with_twin else None,
+                  "dice_without": float(np.mean(without)) if without else None}
+    return out
+
+
+def _add_leak_check(summary: dict, task: str, by_arch: dict, models_dir: Path | None) -> None:
+    """usgra demo: split each shipped model's held-out figure by near-duplicates in its training split."""
+    from .models import ModelError, get_card
+
+    groups = fl.read(fl.folds_path(task)).groups
+    for arch, rows in by_arch.items():
+        try:
+            val = set(get_card(f"{task}-{arch}", models_dir).data["split"]["val_stems"])
+        except (ModelError, KeyError):  # no such card, or one without an image-level split
+            continue
+        summary["models"][f"{task}-{arch}"]["near_duplicate_split"] = near_duplicate_split(
+            rows, set(groups) - val, groups)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False,
+          models_dir: Path | None = None) -> tuple[Path, Path]:
     """Summarise the rows under cv_root and write <task>-cv-summary.json and <task>-paired.json to out_dir."""
     by_arch = load_oof(cv_root, task)
     if heldout:
         summary, paired = summarise(task, by_arch, 1, "the shipped models' own held-out split (see each card)",
                                     "the card's data.split",
                                     source="DEMONSTRATION: one held-out split that also chose the epoch, not CV")
+        if task == "usgra":
+            _add_leak_check(summary, task, by_arch, models_dir)
     else:
         path = fl.folds_path(task)
         ff = fl.read(path)
@@ -186,6 +224,9 @@ def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False) -> tup
         for c, b in e["cross_validation"]["per_class"].items():
             print(f"{mid:22s} {c:7s} n={b['n_images']:4d} Dice {b['dice_mean']:.3f} "
                   f"[{b['dice_ci95'][0]:.3f}, {b['dice_ci95'][1]:.3f}]")
+        for c, b in e.get("near_duplicate_split", {}).items():
+            print(f"{mid:22s} {c:7s} with a near-duplicate in training n={b['n_with_twin_in_training']} "
+                  f"Dice {_num(b['dice_with_twin'])}; without n={b['n_without']} {_num(b['dice_without'])}")
     for p in paired["pairs"]:
         print(f"{p['class']:7s} {p['a']} - {p['b']}: {p['diff_mean']:+.3f} [{p['diff_ci95'][0]:+.3f}, "
               f"{p['diff_ci95'][1]:+.3f}] p={p['p_value']:.3f} -> {p['verdict']}")

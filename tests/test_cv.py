@@ -265,3 +265,12 @@ def test_eval_pairs_give_each_fullres_frame_to_its_subjects_fold(data_root):
                 assert ff.fold_of_group(g) == k
                 seen.append(p.stem)
     assert len(seen) == len(set(seen)) == 69
+
+
+def test_near_duplicate_split_separates_images_whose_twin_trained():
+    groups = {"a": "g1", "a2": "g1", "b": "g2", "b2": "g2", "c": "g3"}
+    rows = [{"set": "main", "class": "nerve", "stem": s, "dice": d} for s, d in (("a", 0.9), ("b", 0.5), ("c", 0.3))]
+    rows.append({"set": "fullres", "class": "nerve", "stem": "c", "dice": 0.0})  # not a main-set image
+    out = cv_summary.near_duplicate_split(rows, train_stems={"a2"}, groups=groups)["nerve"]  # only a's twin trained
+    assert out["n_with_twin_in_training"] == 1 and out["dice_with_twin"] == pytest.approx(0.9)
+    assert out["n_without"] == 2 and out["dice_without"] == pytest.approx(0.4)
