@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import PROJECT_ROOT, data_root
 from .data import find_pairs, kaggle_subject
+from .splits import FoldFile, SplitError, read_folds
 
 SPLITS_DIR = PROJECT_ROOT / "splits"
 SAMPLES_FILE = PROJECT_ROOT / "sample_images" / "samples.json"
@@ -33,55 +33,7 @@ SIM_THRESHOLD = 0.9  # Pearson correlation above which two images count as near-
 KAGGLE_APART = ("1", "2")
 
 
-class FoldError(ValueError):
-    """A fold file that is malformed or out of date."""
-
-
-@dataclass
-class FoldFile:
-    task: str
-    k: int
-    grouping: str
-    excluded: list[str]
-    groups: dict[str, str]
-    folds: list[list[str]]
-
-    def test_stems(self, fold: int) -> list[str]:
-        return list(self.folds[fold])
-
-    def train_stems(self, fold: int | None) -> list[str]:
-        """Every non-excluded stem outside `fold` (all of them when fold is None)."""
-        return sorted(s for i, f in enumerate(self.folds) if i != fold for s in f)
-
-    def fold_of_group(self, group: str) -> int | None:
-        """The fold holding a group (e.g. a kaggle-bp subject), None if it is in none."""
-        for i, f in enumerate(self.folds):
-            if any(self.groups[s] == group for s in f):
-                return i
-        return None
-
-    def validate(self) -> None:
-        """Raise FoldError unless each non-excluded stem is in exactly one fold and groups stay whole."""
-        if len(self.folds) != self.k:
-            raise FoldError(f"{self.task}: k={self.k} but {len(self.folds)} folds")
-        seen: dict[str, int] = {}
-        for i, f in enumerate(self.folds):
-            for s in f:
-                if s in seen:
-                    raise FoldError(f"{self.task}: {s} is in folds {seen[s]} and {i}")
-                seen[s] = i
-        if set(seen) & set(self.excluded):
-            raise FoldError(f"{self.task}: excluded stems in folds: {sorted(set(seen) & set(self.excluded))}")
-        if set(seen) | set(self.excluded) != set(self.groups):
-            raise FoldError(f"{self.task}: folds + excluded do not cover the groups' stems")
-        fold_of: dict[str, int] = {}
-        for s, i in seen.items():
-            if fold_of.setdefault(self.groups[s], i) != i:
-                raise FoldError(f"{self.task}: group {self.groups[s]} straddles folds {fold_of[self.groups[s]]} and {i}")
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+FoldError = SplitError  # one error type for fold files, raised by the one reader in nervseg.splits
 
 
 def folds_path(task: str, splits_dir: Path | None = None) -> Path:
@@ -89,15 +41,8 @@ def folds_path(task: str, splits_dir: Path | None = None) -> Path:
 
 
 def read(path: Path) -> FoldFile:
-    """A validated fold file."""
-    try:
-        d = json.loads(Path(path).read_text())
-        ff = FoldFile(d["task"], int(d["k"]), d["grouping"], list(d["excluded"]), dict(d["groups"]),
-                      [list(f) for f in d["folds"]])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise FoldError(f"cannot read fold file {path}: {e}") from e
-    ff.validate()
-    return ff
+    """A validated fold file (nervseg.splits.read_folds)."""
+    return read_folds(path)
 
 
 def sample_stems(samples_file: Path | None = None) -> list[str]:

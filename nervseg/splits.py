@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .datasets import DatasetSpec, Pair, group_sort_key, spec
@@ -34,39 +34,69 @@ class Split:
     excluded: frozenset[str] = field(default_factory=frozenset)  # stems kept out of everything
 
 
-@dataclass(frozen=True)
-class Folds:
-    """A fold file's content."""
+@dataclass
+class FoldFile:
+    """A fold file's content (the one reader; nervseg.folds writes them)."""
 
     task: str
     k: int
     grouping: str
-    excluded: tuple[str, ...]
+    excluded: list[str]
     groups: dict[str, str]
-    folds: tuple[tuple[str, ...], ...]
-    path: str = ""
+    folds: list[list[str]]
+
+    def test_stems(self, fold: int) -> list[str]:
+        return list(self.folds[fold])
+
+    def train_stems(self, fold: int | None) -> list[str]:
+        """Every non-excluded stem outside `fold` (all of them when fold is None)."""
+        return sorted(s for i, f in enumerate(self.folds) if i != fold for s in f)
+
+    def fold_of_group(self, group: str) -> int | None:
+        """The fold holding a group (e.g. a kaggle-bp subject), None if it is in none."""
+        for i, f in enumerate(self.folds):
+            if any(self.groups.get(s) == group for s in f):
+                return i
+        return None
+
+    def validate(self) -> None:
+        """SplitError unless each stem is in one fold, none excluded, and groups (when given) stay whole."""
+        if len(self.folds) != self.k:
+            raise SplitError(f"{self.task}: k={self.k} but {len(self.folds)} folds")
+        seen: dict[str, int] = {}
+        for i, f in enumerate(self.folds):
+            for s in f:
+                if s in seen:
+                    raise SplitError(f"{self.task}: {s} is in more than one fold ({seen[s]} and {i})")
+                seen[s] = i
+        if set(seen) & set(self.excluded):
+            raise SplitError(f"{self.task}: excluded stems inside folds: {sorted(set(seen) & set(self.excluded))[:5]}")
+        if not self.groups:
+            return
+        if set(seen) | set(self.excluded) != set(self.groups):
+            raise SplitError(f"{self.task}: folds + excluded do not cover the groups' stems")
+        fold_of: dict[str, int] = {}
+        for s, i in seen.items():
+            if fold_of.setdefault(self.groups[s], i) != i:
+                raise SplitError(f"{self.task}: group {self.groups[s]} straddles folds {fold_of[self.groups[s]]} and {i}")
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
 
 
-def read_folds(path: str | Path) -> Folds:
-    """Read and check a fold file (k folds, disjoint, none holding an excluded stem)."""
+def read_folds(path: str | Path) -> FoldFile:
+    """Read and check a fold file."""
     path = Path(path)
     try:
         d = json.loads(path.read_text())
-        folds = Folds(str(d["task"]), int(d["k"]), str(d.get("grouping", "")), tuple(d.get("excluded", [])),
+        ff = FoldFile(str(d["task"]), int(d["k"]), str(d.get("grouping", "")), [str(s) for s in d.get("excluded", [])],
                       {str(s): str(g) for s, g in d.get("groups", {}).items()},
-                      tuple(tuple(map(str, f)) for f in d["folds"]), str(path))
+                      [[str(s) for s in f] for f in d["folds"]])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SplitError(f"fold file {path} cannot be read: {e}") from None
-    if len(folds.folds) != folds.k:
-        raise SplitError(f"{path.name}: k is {folds.k} but it lists {len(folds.folds)} folds")
-    seen: set[str] = set()
-    for f in folds.folds:
-        if seen & set(f):
-            raise SplitError(f"{path.name}: stems in more than one fold: {sorted(seen & set(f))[:5]}")
-        seen |= set(f)
-    if seen & set(folds.excluded):
-        raise SplitError(f"{path.name}: excluded stems inside folds: {sorted(seen & set(folds.excluded))[:5]}")
-    return folds
+    ff.validate()
+    return ff
 
 
 def _is_empty_mask(path: Path) -> bool:

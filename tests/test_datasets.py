@@ -115,7 +115,7 @@ def test_fold_files_that_cannot_be_used(tiny_data_root, write_folds, tmp_path):
     with pytest.raises(SplitError, match="excluded stems inside folds"):
         read_folds(write_folds("usgra", [stems], excluded=["0001"]))
     groups = {s: "same" for s in stems}
-    with pytest.raises(SplitError, match="groups on both sides"):
+    with pytest.raises(SplitError, match="straddles"):
         split_from_folds("usgra", write_folds("usgra", [stems[:6], stems[6:]], groups=groups), 0, tiny_data_root)
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(SplitError, match="cannot be read"):

@@ -61,9 +61,9 @@ def test_validate_accepts_a_good_file_and_names_each_fault():
     _file().validate()
     with pytest.raises(fl.FoldError, match="straddles"):
         _file(folds=[["a"], ["b", "c"]]).validate()
-    with pytest.raises(fl.FoldError, match="is in folds"):
+    with pytest.raises(fl.FoldError, match="more than one fold"):
         _file(folds=[["a", "b", "c"], ["c"]]).validate()
-    with pytest.raises(fl.FoldError, match="excluded"):
+    with pytest.raises(fl.FoldError, match="excluded stems inside folds"):
         _file(folds=[["a", "b", "x"], ["c"]]).validate()
     with pytest.raises(fl.FoldError, match="k=3"):
         _file(k=3).validate()
@@ -78,7 +78,7 @@ def test_round_trip_and_stems(tmp_path):
     assert back.train_stems(None) == ["a", "b", "c"]
     assert back.fold_of_group("g2") == 1 and back.fold_of_group("g3") is None
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(fl.FoldError, match="cannot read"):
+    with pytest.raises(fl.FoldError, match="cannot be read"):
         fl.read(tmp_path / "bad.json")
 
 
