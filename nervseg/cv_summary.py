@@ -238,8 +238,8 @@ RUN_SPECIFIC = ("out", "runs", "resume", "fold", "data", "threads", "device", "i
 
 
 def recipe_of(card: dict) -> dict | None:
-    """A card's recipe (top level, or under `training` as the train CLI writes it)."""
-    return card.get("recipe") or card.get("training", {}).get("recipe")
+    """A card's recipe (top level, as the train CLI writes it)."""
+    return card.get("recipe")
 
 
 def check_same_recipe(final: dict, fold_card: dict) -> None:

@@ -30,11 +30,22 @@ def hardware(device: str) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+RUN_ONLY = ("arch", "data", "out", "runs", "resume", "id", "device", "threads")  # where and how a run ran, not what
+
+
 def recipe(cfg: TrainConfig) -> dict:
-    """The whole TrainConfig plus the architecture it built: enough to rerun the training."""
+    """What defines the training, identical for the architectures of a task except "architecture".
+
+    Run plumbing (paths, device, threads, resume) is left out; an --init-from naming this
+    architecture's model is written as the policy "<task>-{arch}".
+    """
     arch = ARCHITECTURES[cfg.arch]
-    d = asdict(cfg)
+    d = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY}
     d["size"] = list(d["size"]) if d["size"] else None
+    if d["init_from"] and d["init_from"].endswith(f"-{cfg.arch}"):
+        d["init_from"] = d["init_from"][: -len(cfg.arch)] + "{arch}"
+    if d["split_file"]:
+        d["split_file"] = f"splits/{os.path.basename(d['split_file'])}"
     return {**d, "architecture": {"key": arch.key, "smp_class": arch.smp_class, "encoder": arch.encoder,
                                   "smp_kwargs": dict(DEFAULT_SMP_KWARGS)}}
 
@@ -63,7 +74,6 @@ def training_block(cfg: TrainConfig, data: TrainData, state: TrainState, device:
         "hardware": hardware(device),
         "wall_minutes": round(state.elapsed / 60, 1),
         "design": DESIGN.format(h=data.size[0], w=data.size[1]),
-        "recipe": recipe(cfg),
     }
 
 
@@ -91,6 +101,7 @@ def make_card(cfg: TrainConfig, ds: DatasetSpec, model, data: TrainData, state: 
         parameters=count_parameters(model),
         data={"name": ds.data_name, "licence": ds.licence, "split": data.split.description},
         training=training_block(cfg, data, state, device, init),
+        recipe=recipe(cfg),
         curves=state.curves,
         command=command,
     )

@@ -177,14 +177,14 @@ def test_write_then_apply_patches_only_complete_summaries(tmp_path, monkeypatch)
     recipe = {"epochs": 120, "loss": "image-dice-ce", "out": "models", "fold": None}
     for arch in ("unet", "densenet"):
         (models / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "architecture": arch, "keep": 1,
-                                                               "training": {"recipe": recipe}}))
+                                                               "recipe": recipe}))
     fold_card = tmp_path / "cv" / "usgra" / "unet" / "fold0" / "usgra-unet.json"
     fold_card.parent.mkdir(parents=True)
-    fold_card.write_text(json.dumps({"training": {"recipe": {**recipe, "epochs": 60, "out": "x", "fold": 0}}}))
+    fold_card.write_text(json.dumps({"recipe": {**recipe, "epochs": 60, "out": "x", "fold": 0}}))
     with pytest.raises(cv_summary.SummaryError, match=r"differ in \['epochs'\]"):
         cv_summary.apply("usgra", tmp_path / "out", models, tmp_path / "cv")
     assert "cross_validation" not in json.loads((models / "usgra-densenet.json").read_text())  # none written
-    fold_card.write_text(json.dumps({"training": {"recipe": {**recipe, "out": "x", "fold": 0}}}))  # run fields only
+    fold_card.write_text(json.dumps({"recipe": {**recipe, "out": "x", "fold": 0}}))  # run fields only
     cv_summary.apply("usgra", tmp_path / "out", models, tmp_path / "cv")
     card = json.loads((models / "usgra-unet.json").read_text())
     assert card["keep"] == 1 and card["cross_validation"]["k"] == 5 and "vessel" in card["presence"]

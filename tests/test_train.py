@@ -46,11 +46,24 @@ def test_the_card_holds_the_whole_recipe(tiny_data_root, tmp_path):
 
     card, _, _ = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "kaggle-bp", "--epochs", "1",
                         "--limit", "4")
-    recipe = dict(card.training["recipe"])
+    from nervseg.train_card import RUN_ONLY
+
+    recipe = dict(card.recipe)
     arch = recipe.pop("architecture")
     assert arch["smp_class"] == card.smp_class and arch["smp_kwargs"] == card.smp_kwargs
     rerun = asdict(parse_args(card.command.split()[3:]))
-    assert recipe == {**rerun, "size": list(rerun["size"])}
+    assert recipe == {**{k: v for k, v in rerun.items() if k not in RUN_ONLY}, "size": list(rerun["size"])}
+
+
+def test_recipes_of_two_architectures_differ_only_in_architecture():
+    from nervseg.train import parse_args
+    from nervseg.train_card import recipe
+
+    common = ["--task", "usgra", "--epochs", "3", "--split-file", "/x/splits/usgra-folds.json"]
+    a = recipe(parse_args(["--arch", "unet", "--init-from", "kaggle-bp-unet", "--out", "a", *common]))
+    b = recipe(parse_args(["--arch", "densenet", "--init-from", "kaggle-bp-densenet", "--out", "b", *common]))
+    assert a.pop("architecture") != b.pop("architecture")
+    assert a == b and a["init_from"] == "kaggle-bp-{arch}" and a["split_file"] == "splits/usgra-folds.json"
 
 
 def test_second_stage_records_its_origin_and_ships_the_average(tiny_data_root, tmp_path, random_card_factory):
