@@ -71,8 +71,8 @@ def inflate(data: bytes, name: str, cap: int, head_only: bool = False) -> bytes:
         body = body[:cap]
     elif len(body) > cap or d.unconsumed_tail:
         raise InputError(
-            f"{name}: the compressed DICOM expands beyond {cap / 1e6:.0f} MB (the limit); "
-            "export it uncompressed or smaller."
+            f"{name}: the compressed DICOM expands beyond {cap / 1e6:.0f} MB, more than its header "
+            "describes or than the limit; export it uncompressed or smaller."
         )
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     buf = DicomBytesIO()
@@ -129,6 +129,9 @@ def read_dicom(data: bytes, name: str, limits: Limits, all_frames: bool):
     if str(getattr(meta, "TransferSyntaxUID", "")) == DEFLATED:
         _, head = read_header(inflate(data, name, HEAD_BYTES, head_only=True), name)
         check_budget(head, name, limits, all_frames)  # before inflating the pixels
+        if head.frame_bytes * head.frames > limits.max_bytes:
+            raise InputError(f"{name}: the compressed DICOM would expand to {head.frame_bytes * head.frames / 1e6:.0f} "
+                             f"MB (the limit is {limits.max_bytes / 1e6:.0f} MB); export it uncompressed or smaller.")
         data = inflate(data, name, min(limits.max_bytes, head.frame_bytes * head.frames + HEAD_BYTES))
     ds, head = read_header(data, name)
     check_budget(head, name, limits, all_frames)

@@ -1,0 +1,231 @@
+"""Hostile files (generated here, see tests/hostile.py), each read in a subprocess with a memory watchdog.
+
+Each case runs in a fresh Python with an address-space rlimit (a runaway decode
+fails fast instead of taking the machine) and reports its peak RSS
+(ru_maxrss); the test asserts a typed error, or a correct result, within a
+memory bound well under the issue's 2.5 GB. Time is bounded by the subprocess
+timeout only (speed belongs in benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hostile
+from nervseg import batch
+from nervseg.io import InputError, Limits, load_image, load_mask
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_LIMIT = 4 << 30  # address space of the child; numpy + PIL + cv2 imports need well under 1 GB
+# glibc raises its mmap threshold after large frees, so freed arrays stay in the heap and RSS
+# keeps the high-water mark; a fixed threshold makes ru_maxrss follow the live arrays.
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, ({as_limit}, {as_limit}))
+    sys.path.insert(0, {root!r})
+    import numpy as np, PIL.Image, cv2, pydicom  # imported before the baseline is taken
+    from nervseg import batch, io as nio
+    from nervseg.io import InputError
+    data = open({path!r}, "rb").read()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    out = {{"error": None, "message": "", "result": None}}
+    try:
+        out["result"] = repr({call})[:200]
+    except Exception as e:
+        out["error"], out["message"] = type(e).__name__, str(e)
+    out["seconds"] = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["peak_mb"], out["added_mb"] = peak / 1024, (peak - base) / 1024
+    print(json.dumps(out))
+""")
+
+
+def run_hostile(tmp_path: Path, data: bytes, call: str, timeout: float = 60) -> dict:
+    """Run `call` (an expression using `data`, `nio`, `batch`) on `data` in a watched subprocess."""
+    path = tmp_path / "hostile.bin"
+    path.write_bytes(data)
+    code = CHILD.format(as_limit=AS_LIMIT, root=str(ROOT), path=str(path), call=call)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", **MALLOC})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{call[:60]}: {out['error']} peak {out['peak_mb']:.0f} MB (+{out['added_mb']:.0f}) {out['seconds']:.2f} s")
+    return out
+
+
+def assert_refused(out: dict, pattern: str, added_mb: float = 300) -> None:
+    assert out["error"] == "InputError", out
+    assert pattern in out["message"], out["message"]
+    assert out["added_mb"] < added_mb, out
+
+
+# ---------------------------------------------------------------- DICOM
+
+
+@pytest.fixture(scope="module")
+def deflate_bomb() -> bytes:
+    data = hostile.deflate_dicom(1000, 1000, 2100)  # inflates to 2.1 GB
+    assert len(data) < 3 * hostile.MIB
+    return data
+
+
+@pytest.mark.parametrize("call", ["nio.load_image(data, 'bomb.dcm')", "nio.load_frames(data, 'bomb.dcm')",
+                                  "nio.image_size(data, 'bomb.dcm')"])
+def test_deflate_dicom_bomb_refused_before_inflating(tmp_path, deflate_bomb, call):
+    out = run_hostile(tmp_path, deflate_bomb, call)
+    if call.startswith("nio.image_size"):  # the header alone, read from the first inflated MB
+        assert out["error"] is None and out["result"] == "(1000, 1000, 2100)" and out["added_mb"] < 50, out
+    else:
+        assert_refused(out, "bomb.dcm: ", added_mb=50)
+        assert "expand" in out["message"] or "too large" in out["message"]
+
+
+def test_deflate_dicom_holding_more_than_its_header_says(tmp_path):
+    data = hostile.deflate_dicom_lying((100, 100, 1), 1 << 30)
+    assert_refused(run_hostile(tmp_path, data, "nio.load_image(data, 'lie.dcm')"), "expands beyond", added_mb=50)
+
+
+@pytest.mark.parametrize("call,pattern", [("nio.load_frames(data, 'h.dcm')", "too large"),
+                                          ("nio.load_image(data, 'h.dcm')", "could not be decoded")])
+def test_dicom_header_claiming_gigabytes_refused(tmp_path, call, pattern):
+    data = hostile.header_only_dicom(6000, 6000, 60)  # claims 4.3 GB of 16-bit pixels in 1 kB
+    assert_refused(run_hostile(tmp_path, data, call), pattern, added_mb=50)
+
+
+def test_small_deflated_dicom_still_reads(tmp_path):
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from test_io import _dicom
+
+    frames = (np.arange(3 * 20 * 30).reshape(3, 20, 30) % 200).astype(np.uint8)
+    p = tmp_path / "deflated.dcm"
+    _dicom(p, frames, frame_time_ms=40)
+    import pydicom
+
+    ds = pydicom.dcmread(p)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(p, enforce_file_format=True)
+    assert b"1.2.840.10008.1.2.1.99" in p.read_bytes()[:400]
+    from nervseg.io import load_frames
+
+    clip = load_frames(p)
+    np.testing.assert_array_equal(clip.frames, frames)
+    np.testing.assert_array_equal(load_image(p), frames[0])
+
+
+# ---------------------------------------------------------------- zips
+
+
+def test_zip_member_lying_about_its_size_stops_at_the_declared_size(tmp_path):
+    data = hostile.zip_lying_member(declared=hostile.MIB, inflated=1 << 30)  # 1 MB declared, 1 GiB inside
+    assert len(data) < 2 * hostile.MIB
+    out = run_hostile(tmp_path, data, "[len(b) for _, b in batch.read_zip(data, 'lie.zip')]")
+    assert out["error"] is None and out["result"] == f"[{hostile.MIB}]" and out["added_mb"] < 50, out
+    out = run_hostile(tmp_path, data, "batch.pair_zip(data, 'lie.zip')")
+    assert_refused(out, "lie.zip: no image has a matching mask", added_mb=50)
+
+
+def test_zip_overlapping_entries_refused(tmp_path):
+    data = hostile.zip_overlapping(copies=20, inflated=50 * hostile.MIB)
+    out = run_hostile(tmp_path, data, "batch.read_zip(data, 'overlap.zip')")
+    assert_refused(out, "overlap", added_mb=20)
+
+
+def test_zip_declaring_too_much_refused():
+    data = hostile.zip_lying_member(declared=600 * hostile.MIB, inflated=hostile.MIB)
+    with pytest.raises(InputError, match="too large once unpacked"):
+        batch.read_zip(data, "huge.zip")
+
+
+def test_many_large_pairs_refused_from_their_headers(tmp_path):
+    data = hostile.big_pairs_zip(n=12, side=1500)  # 27 Mpx of images, a few kB zipped
+    limits = "batch.ZipLimits(max_batch_pixels=10_000_000)"
+    out = run_hostile(tmp_path, data, f"batch.pair_zip(data, 'pairs.zip', {limits})")
+    assert_refused(out, "the batch is too large", added_mb=60)
+    assert len(batch.pair_zip(data, "pairs.zip").pairs) == 12  # the default limit takes it
+
+
+def test_batch_scoring_decodes_one_pair_at_a_time(tmp_path):
+    """Eight large pairs cost about what one does: each is decoded, scored and dropped in turn."""
+    call = ("batch.score_batch(lambda m, p, img: __import__('types').SimpleNamespace(mask=(img > 1000).astype("
+            "np.uint8), seconds=0.0), ['m'], batch.pair_zip(data, 'pairs.zip').pairs, "
+            "lambda m: ['background', 'nerve'])[0][-1]['dice']")
+    added = {}
+    for n in (1, 8):
+        out = run_hostile(tmp_path, hostile.big_pairs_zip(n=n, side=3000), call)  # 18 MB per pair decoded
+        assert out["error"] is None and out["result"] == "0.0", out
+        added[n] = out["added_mb"]
+    assert added[8] < added[1] * 1.3 + 30, added  # all eight decoded first would add 7 x 18 MB more
+
+
+# ---------------------------------------------------------------- images
+
+
+def test_rgb_png_near_the_pixel_limit_decodes_without_float_copies(tmp_path):
+    data = hostile.rgb_png(6300, 6300)  # 39.7 Mpx, under the 40 Mpx limit
+    out = run_hostile(tmp_path, data, "nio.load_image(data, 'rgb.png').shape")
+    assert out["error"] is None and out["result"] == "(6300, 6300)", out
+    assert out["added_mb"] < 600, out  # the float64 path took about 2 GB
+
+
+def test_float_tiff_with_nan_and_inf_is_windowed_on_its_finite_values():
+    values = np.linspace(-1.0, 1.0, 40 * 50).reshape(40, 50)
+    values[0, :5], values[1, :5], values[2, :5] = np.nan, np.inf, -np.inf
+    out = load_image(hostile.float_tiff(values), "float.tif")
+    finite = np.isfinite(values)
+    assert out[finite].min() == 0 and out[finite].max() == 255  # not a black image
+    assert (out[0, :5] == 0).all() and (out[1, :5] == 255).all() and (out[2, :5] == 0).all()
+    with pytest.raises(InputError, match="nan.tif.*no finite pixel values"):
+        load_image(hostile.float_tiff(np.full((8, 8), np.nan)), "nan.tif")
+
+
+def test_cmyk_jpeg_mask_is_read_by_its_grey_level():
+    """A CMYK JPEG mask used to read as all zeros (the cyan channel); now its grey level counts."""
+    try:
+        mask = load_mask(hostile.cmyk_jpeg_mask(), "mask.jpg")
+    except InputError as e:  # blurred edges are refused by name, never read as an empty mask
+        assert "mask.jpg" in str(e) and "JPEG" in str(e)
+    else:
+        expected = np.zeros((32, 32), np.uint8)
+        expected[8:24, 8:24] = 1
+        np.testing.assert_array_equal(mask, expected)
+    from PIL import Image
+    import io
+
+    arr = np.zeros((16, 16), np.uint8)
+    arr[4:12, 4:12] = 255
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert("CMYK").save(buf, format="TIFF")
+    np.testing.assert_array_equal(load_mask(buf.getvalue(), "mask.tif"), (arr == 255).astype(np.uint8))
+
+
+def test_clip_total_pixels_capped_before_decoding(tmp_path):
+    from test_io import _mp4
+
+    from nervseg.io import load_frames
+
+    p = tmp_path / "clip.mp4"
+    _mp4(p, n=6, size=(48, 64))
+    with pytest.raises(InputError, match="clip.mp4.*too large.*million pixels in all"):
+        load_frames(p, limits=Limits(max_total_pixels=48 * 64 * 5))
+    assert len(load_frames(p, limits=Limits(max_total_pixels=48 * 64 * 6))) == 6
+
+
+def test_non_utf8_names_are_readable_in_errors(tmp_path):
+    name = b"scan\xff.png".decode("utf-8", "surrogateescape")
+    p = tmp_path / name
+    p.write_bytes(b"not an image")
+    with pytest.raises(InputError) as e:
+        load_image(p)
+    assert "scan\ufffd.png" in str(e.value)
+    str(e.value).encode("utf-8")  # printable and writable as UTF-8
