@@ -83,7 +83,7 @@ else:
         ac.show_input_error(e)
         st.stop()
     if pairing.unmatched:
-        st.warning(f"Without a partner, not scored: {', '.join(pairing.unmatched[:10])}"
+        st.warning(f"Without a partner, not scored: {ac.md_escape(', '.join(pairing.unmatched[:10]))}"
                    + ("…" if len(pairing.unmatched) > 10 else ""))
     pairs = pairing.pairs
     bar = st.progress(0.0, text=f"Scoring {len(pairs)} pairs with {len(chosen)} models…")
@@ -145,7 +145,7 @@ for col, (_, r) in zip(cols, worst.iterrows()):
     item = batch.load_pair(pair)
     pred = predict(r["model"], pair, item.image)
     col.image(viz.error_map(item.image, pred.mask, item.mask, 1), width="stretch",
-              caption=f"{r['image']} · {names[r['model']]} · nerve Dice {r['dice']:.3f}")
+              caption=f"{ac.md_escape(r['image'])} · {names[r['model']]} · nerve Dice {r['dice']:.3f}")
 st.markdown(" ".join(f"<span style='color:#{c[0]:02x}{c[1]:02x}{c[2]:02x}'>■</span> {k}"
                      for k, c in viz.ERROR_COLOURS.items()) + " (true positive, false positive, false negative)",
             unsafe_allow_html=True)

@@ -229,3 +229,91 @@ def test_non_utf8_names_are_readable_in_errors(tmp_path):
         load_image(p)
     assert "scan\ufffd.png" in str(e.value)
     str(e.value).encode("utf-8")  # printable and writable as UTF-8
+
+
+# ---------------------------------------------------------------- model cards and weights
+
+
+def _card_dir(random_model_dir, tmp_path, model_id="random-unet"):
+    import shutil
+
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(random_model_dir / f"{model_id}{suffix}", tmp_path / f"{model_id}{suffix}")
+    return tmp_path
+
+
+@pytest.mark.parametrize("content,pattern", [
+    (b'{"id": "x", "name": "\xff\xfe"}', r"bad\.json cannot be read: it is not UTF-8"),
+    (b"[1, 2]", r"bad\.json: expected a JSON object"),
+    (b'{"id": "bad", "name": "n", "architecture": "unet", "classes": ["bg", "nerve"], "input_size": "abc"}',
+     r"bad\.json: field 'input_size' must be \[height, width\]"),
+    (b'{"id": "bad", "name": "n", "architecture": "unet", "classes": "nerve"}', r"bad\.json: field 'classes'"),
+    (b'{"id": "bad", "name": 3, "architecture": "unet", "classes": ["bg", "nerve"]}', r"field 'name' must be text"),
+    (b'{"id": "bad", "name": "n", "architecture": "unet", "classes": ["bg", "nerve"], "preprocess": []}',
+     r"field 'preprocess' must be an object"),
+])
+def test_one_malformed_card_is_named_and_the_others_stay(random_model_dir, tmp_path, content, pattern):
+    from nervseg.models import ModelError, available, available_with_errors, get_card, read_card
+
+    folder = _card_dir(random_model_dir, tmp_path)
+    (folder / "bad.json").write_bytes(content)
+    with pytest.raises(ModelError, match=pattern):
+        read_card(folder / "bad.json")
+    good, bad = available_with_errors(folder)
+    assert [c.id for c in good] == ["random-unet"] and [c.id for c in available(folder)] == ["random-unet"]
+    assert len(bad) == 1 and "bad.json" in str(bad[0])
+    with pytest.raises(ModelError, match="bad.json"):
+        get_card("bad", folder)
+
+
+def test_weights_errors_say_what_is_wrong(random_model_dir, tmp_path):
+    from nervseg.models import ModelError, get_card, load_model, sha256_file
+
+    folder = _card_dir(random_model_dir, tmp_path)
+    card = get_card("random-unet", folder)
+    weights = card.weights_path()
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # tampered: checksum
+    with pytest.raises(ModelError) as e:
+        load_model(card)
+    assert "does not match its card" in str(e.value) and "architecture" not in str(e.value)
+    weights.write_bytes(b"not safetensors at all")  # damaged, with a card updated to match it
+    card.weights_sha256 = sha256_file(weights)
+    with pytest.raises(ModelError, match="not a readable safetensors file"):
+        load_model(card)
+    weights.write_bytes(original)
+    card.weights_sha256 = sha256_file(weights)
+    card.architecture = "densenet"  # intact file, wrong architecture
+    with pytest.raises(ModelError, match="do not fit the architecture"):
+        load_model(card)
+    weights.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_model(card)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def test_evaluate_non_utf8_names_and_no_partial_csv(random_model_dir, tmp_path):
+    from nervseg.data import find_pairs
+    from nervseg.evaluate import evaluate_pairs, write_csv
+    from nervseg.inference import load
+
+    odd = b"scan\xff".decode("utf-8", "surrogateescape")
+    img = (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 255
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / f"{odd}.png").write_bytes(hostile.png(img))
+    (tmp_path / "data" / f"{odd}_mask.png").write_bytes(hostile.png(mask))
+    pairs = find_pairs(tmp_path / "data")
+    assert len(pairs) == 1
+    rows = evaluate_pairs(load("random-unet", random_model_dir), pairs)["rows"]
+    out = tmp_path / "out.csv"
+    write_csv(rows, out)
+    text = out.read_text(encoding="utf-8")
+    assert "scan\ufffd.png" in text and len(text.splitlines()) == 1 + len(rows)
+    bad = tmp_path / "bad.csv"
+    with pytest.raises(ValueError):  # the second row has a field the first has not: fails mid-write
+        write_csv([rows[0], {**rows[0], "extra": 1}], bad)
+    assert not bad.exists() and not list(tmp_path.glob(".bad.csv.*"))
