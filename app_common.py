@@ -38,16 +38,17 @@ DISCLAIMER = "Research demo, not a medical device: do not use for clinical decis
 # ---------------------------------------------------------------- errors
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~$&])|(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
 
 
 def md_escape(text: object) -> str:
     """Text (a file name, a message quoting one) shown literally in markdown.
 
     A name like `![x](http://host/track.png)` would otherwise become an image the
-    browser fetches, or a link; `:` and `.` are escaped too (emoji codes, autolinks).
+    browser fetches, or a link; bare `http://` and `www.` are broken too (autolinks).
+    Plain punctuation such as `.` and `:` stays readable.
     """
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), str(text))
 
 
 def show_input_error(exc: BaseException) -> None:

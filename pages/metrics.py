@@ -55,7 +55,8 @@ if mode.startswith("One"):
     from nervseg.viz import png_bytes
 
     pairs = [batch.BatchPair(picked.name.rsplit(".", 1)[0], picked.name, picked.data, "mask.png", png_bytes(truth))]
-    rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
+    with ac.user_errors():
+        rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
 else:
     files = st.file_uploader("Images and masks (masks named <image>_mask.png/.tif), or one zip with images/ and masks/",
                              type=ac.UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="metrics_batch")
@@ -79,7 +80,7 @@ else:
         if not pairing.pairs:
             raise InputError("No image has a matching mask: name masks <image name>_mask.png (or .tif), "
                              "or put them in a zip with images/ and masks/.")
-    except InputError as e:
+    except ac.USER_ERRORS as e:
         ac.show_input_error(e)
         st.stop()
     if pairing.unmatched:
@@ -87,8 +88,9 @@ else:
                    + ("…" if len(pairing.unmatched) > 10 else ""))
     pairs = pairing.pairs
     bar = st.progress(0.0, text=f"Scoring {len(pairs)} pairs with {len(chosen)} models…")
-    rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes,
-                                      progress=lambda d, t: bar.progress(d / t, text=f"Scored {d}/{t}"))
+    with ac.user_errors():
+        rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes,
+                                          progress=lambda d, t: bar.progress(d / t, text=f"Scored {d}/{t}"))
     bar.empty()
 
 for reason in skipped:
