@@ -38,15 +38,16 @@ DISCLAIMER = "Research demo, not a medical device: do not use for clinical decis
 # ---------------------------------------------------------------- errors
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~$&])|(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
+_MD_SPECIAL = re.compile(r"([\\`\[\]()!<>$&])|(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
 
 
 def md_escape(text: object) -> str:
     """Text (a file name, a message quoting one) shown literally in markdown.
 
     A name like `![x](http://host/track.png)` would otherwise become an image the
-    browser fetches, or a link; bare `http://` and `www.` are broken too (autolinks).
-    Plain punctuation such as `.` and `:` stays readable.
+    browser fetches, or a link; bare `http://` and `www.` are broken too (autolinks),
+    and code, maths and entities. Emphasis marks (`_`, `*`) stay: they change only
+    how a name looks, and names keep their underscores readable.
     """
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), str(text))
 
