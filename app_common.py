@@ -12,21 +12,20 @@ import hashlib
 import json
 import os
 import re
-import threading
-from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import streamlit as st
 
 from nervseg import models as nmodels
+from nervseg import samples as nsamples
+from nervseg.budget import ByteBudget, nbytes_of
 from nervseg.inference import Prediction, Segmenter, load
-from nervseg.io import IMAGE_FORMATS, ImageData, InputError, load_image_data, load_mask
+from nervseg.io import IMAGE_FORMATS, ImageData, InputError, load_image_data, load_mask  # noqa: F401
 from nervseg.models import ModelCard, ModelError
 from nervseg.preprocess import Preprocess, PreprocessError
-from nervseg import samples as nsamples
 from nervseg.video import VideoEncodeError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom"]
@@ -164,40 +163,6 @@ def preprocess_summary(card: ModelCard | None) -> str:
 
 def image_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class ByteBudget:
-    """Sizes of one st.cache_data function's entries, oldest first; evicts past `max_bytes`.
-
-    st.cache_data bounds entries by count only, and one 40-megapixel result is hundreds
-    of MB, so entries are also evicted (per key, via `func.clear(*args)`) by bytes.
-    """
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._sizes: OrderedDict[tuple, int] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def nbytes(self) -> int:
-        return sum(self._sizes.values())
-
-    def admit(self, key: tuple, nbytes: int, clear: Callable[..., None]) -> None:
-        """Record a use of `key` (most recent) and evict the oldest entries beyond the budget."""
-        with self._lock:
-            self._sizes.pop(key, None)
-            self._sizes[key] = nbytes
-            while self._sizes and self.nbytes > self.max_bytes:
-                old, _ = self._sizes.popitem(last=False)
-                clear(*old, None)
-
-
-def nbytes_of(obj) -> int:
-    """Bytes held by an array or a result object (its `nbytes`, else its array fields)."""
-    n = getattr(obj, "nbytes", None)
-    if isinstance(n, int):
-        return n
-    return sum(v.nbytes for v in vars(obj).values() if isinstance(v, np.ndarray))
 
 
 CACHE_MB = int(os.environ.get("NERVSEG_CACHE_MB", "512") or 512)

@@ -11,7 +11,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -18,9 +18,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .inference import configure_threads
 from . import metrics
 from .data import Pair, find_pairs
+from .inference import configure_threads
 from .io import check_pair, load_image_data, load_mask
 from .limits import InputError, safe_name
 from .models import ModelError

@@ -182,7 +182,11 @@ def _field_problem(key: str, annotation: str, value) -> str | None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return None if ok and (base == "float" or float(value).is_integer()) else f"must be a number ({base})"
     if base == "dict":
-        return None if isinstance(value, dict) else "must be an object"
+        if not isinstance(value, dict):
+            return "must be an object"
+        per_class = value.get("per_class", {}) if key == "validation" else {}
+        ok = isinstance(per_class, dict) and all(isinstance(v, dict) for v in per_class.values())
+        return None if ok else "must map each class to an object of metrics (per_class)"
     if base == "list":
         if key == "classes":
             ok = isinstance(value, list) and len(value) >= 2 and all(isinstance(c, str) for c in value)

@@ -15,10 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
 
-import hostile
 from nervseg import batch
 from nervseg.io import InputError, Limits, load_image, load_mask
 
@@ -104,7 +104,6 @@ def test_dicom_header_claiming_gigabytes_refused(tmp_path, call, pattern):
 
 def test_small_deflated_dicom_still_reads(tmp_path):
     from pydicom.uid import DeflatedExplicitVRLittleEndian
-
     from test_io import _dicom
 
     frames = (np.arange(3 * 20 * 30).reshape(3, 20, 30) % 200).astype(np.uint8)
@@ -199,8 +198,9 @@ def test_cmyk_jpeg_mask_is_read_by_its_grey_level():
         expected = np.zeros((32, 32), np.uint8)
         expected[8:24, 8:24] = 1
         np.testing.assert_array_equal(mask, expected)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     arr = np.zeros((16, 16), np.uint8)
     arr[4:12, 4:12] = 255
@@ -251,6 +251,8 @@ def _card_dir(random_model_dir, tmp_path, model_id="random-unet"):
     (b'{"id": "bad", "name": 3, "architecture": "unet", "classes": ["bg", "nerve"]}', r"field 'name' must be text"),
     (b'{"id": "bad", "name": "n", "architecture": "unet", "classes": ["bg", "nerve"], "preprocess": []}',
      r"field 'preprocess' must be an object"),
+    (b'{"id": "bad", "name": "n", "architecture": "unet", "classes": ["bg", "nerve"], '
+     b'"validation": {"per_class": [0.5]}}', r"field 'validation' must map each class"),
 ])
 def test_one_malformed_card_is_named_and_the_others_stay(random_model_dir, tmp_path, content, pattern):
     from nervseg.models import ModelError, available, available_with_errors, get_card, read_card
@@ -317,3 +319,16 @@ def test_evaluate_non_utf8_names_and_no_partial_csv(random_model_dir, tmp_path):
     with pytest.raises(ValueError):  # the second row has a field the first has not: fails mid-write
         write_csv([rows[0], {**rows[0], "extra": 1}], bad)
     assert not bad.exists() and not list(tmp_path.glob(".bad.csv.*"))
+
+
+def test_byte_budget_evicts_oldest_entries_by_size():
+    from nervseg.budget import ByteBudget, nbytes_of
+
+    cleared = []
+    budget = ByteBudget(max_bytes=100)
+    for key, size in (("a", 40), ("b", 40), ("a", 40), ("c", 40)):  # "a" used again: "b" is oldest
+        budget.admit((key,), size, lambda *args: cleared.append(args[0]))
+    assert cleared == ["b"] and budget.nbytes == 80
+    budget.admit(("huge",), 500, lambda *args: cleared.append(args[0]))  # larger than all: not kept
+    assert cleared[-1] == "huge" and budget.nbytes <= 100
+    assert nbytes_of(np.zeros((10, 10), np.float32)) == 400

@@ -9,11 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-
-import hostile
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
