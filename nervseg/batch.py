@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from collections.abc import Callable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class ZipLimits:
     chunk: int = 1 << 16  # bytes inflated at a time
 
 
-DEFAULT_ZIP_LIMITS = ZipLimits()
+DEFAULT_ZIP_LIMITS = ZipLimits()  # read at call time: a deployment (or a test) may replace it
 MAX_ZIP_MEMBERS = DEFAULT_ZIP_LIMITS.max_members
 MAX_ZIP_BYTES = DEFAULT_ZIP_LIMITS.max_bytes
 
@@ -69,8 +69,9 @@ def _role(path: str) -> tuple[str, str] | None:
     return None
 
 
-def pair_files(files: list[tuple[str, bytes]], limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> Pairing:
+def pair_files(files: list[tuple[str, bytes]], limits: ZipLimits | None = None) -> Pairing:
     """Match (name, bytes) files into image/mask pairs by stem; the batch's pixels are budgeted."""
+    limits = limits or DEFAULT_ZIP_LIMITS
     images, masks = {}, {}
     for name, data in files:
         role = _role(name)
@@ -88,11 +89,12 @@ def pair_files(files: list[tuple[str, bytes]], limits: ZipLimits = DEFAULT_ZIP_L
     return Pairing(pairs, unmatched)
 
 
-def check_batch_pixels(pairs: list[BatchPair], limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> int:
+def check_batch_pixels(pairs: list[BatchPair], limits: ZipLimits | None = None) -> int:
     """Total image pixels of `pairs` from their headers (nothing decoded); InputError over the limit.
 
     A pair whose header cannot be read counts 0 here and is skipped, with its reason, when scored.
     """
+    limits = limits or DEFAULT_ZIP_LIMITS
     total = 0
     for p in pairs:
         try:
@@ -117,7 +119,7 @@ def _check_overlaps(zf: zipfile.ZipFile, name: str) -> None:
         spans.append((m.header_offset, m.header_offset + head + m.compress_size))
     spans.sort()
     limit = getattr(zf, "start_dir", None)
-    for (start, end), nxt in zip(spans, [s for s, _ in spans[1:]] + [limit]):
+    for (_, end), nxt in zip(spans, [s for s, _ in spans[1:]] + [limit], strict=True):
         if nxt is not None and end > nxt:
             raise InputError(f"{name}: the archive's entries overlap (a sign of a zip bomb); it was not unpacked.")
 
@@ -139,12 +141,13 @@ class _TooLarge(Exception):
     pass
 
 
-def read_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> list[tuple[str, bytes]]:
+def read_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = None) -> list[tuple[str, bytes]]:
     """(path, bytes) of every image or mask in a zip, refusing damaged, overlapping or over-large archives.
 
     Sizes are counted on the bytes really inflated, a chunk at a time, so a member that
     lies about its size never takes more than the remaining budget.
     """
+    limits = limits or DEFAULT_ZIP_LIMITS
     name = safe_name(name)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -170,8 +173,9 @@ def read_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits = DEFAULT
     return out
 
 
-def pair_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits = DEFAULT_ZIP_LIMITS) -> Pairing:
+def pair_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = None) -> Pairing:
     """Image/mask pairs from a zip (images/ + masks/, or *_mask files); InputError if none."""
+    limits = limits or DEFAULT_ZIP_LIMITS
     files = read_zip(data, name, limits)
     name = safe_name(name)
     if not any(_role(n)[0] == "image" for n, _ in files):

@@ -152,3 +152,25 @@ def test_one_frame_clip_is_a_still_on_cine(models, tmp_path, name, make):
     assert not [s for s in at.slider if s.key == "cine_frame"]  # no slider from 0 to 0
     captions = [c for img in at.get("image") for c in img.captions]
     assert captions and captions[0].startswith("Frame 0 ·"), captions  # the single frame, shown as a still
+
+
+def test_dicom_bomb_clip_is_refused_on_cine(models):
+    at = run_app("pages/cine.py", model_id="random-unet")
+    at.file_uploader(key="cine_upload").set_value(("bomb.dcm", hostile.deflate_dicom(1000, 1000, 2100),
+                                                   "application/dicom")).run()
+    assert_clean(at)
+    assert any("bomb.dcm" in e for e in errors(at)), errors(at)
+    assert not at.button  # nothing to process
+
+
+def test_many_large_pairs_are_refused_on_metrics_before_decoding(models, monkeypatch):
+    from nervseg import batch
+
+    monkeypatch.setattr(batch, "DEFAULT_ZIP_LIMITS", batch.ZipLimits(max_batch_pixels=10_000_000))
+    at = run_app("pages/metrics.py", model_id="random-unet")
+    at.multiselect(key="metrics_models").set_value(["random-unet"]).run()
+    at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
+    data = hostile.big_pairs_zip(n=12, side=1500)  # 27 Mpx of images in a few kB
+    at.file_uploader(key="metrics_batch").set_value([("pairs.zip", data, "application/zip")]).run()
+    assert_clean(at)
+    assert any("the batch is too large" in e for e in errors(at)), errors(at)
