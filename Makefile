@@ -6,8 +6,13 @@ STAMP := $(VENV)/.requirements.stamp
 
 .PHONY: app test venv clean-venv
 
+# Binds 127.0.0.1 (this machine only) by default; `make app ADDRESS=0.0.0.0 PORT=8080` only
+# behind a reverse proxy with a password (README, "Serving on a network").
+ADDRESS ?= 127.0.0.1
+PORT ?= 8501
+
 app: $(STAMP)
-	$(VENV)/bin/streamlit run streamlit_app.py
+	$(VENV)/bin/streamlit run streamlit_app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -10,42 +10,80 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from nervseg import models as nmodels
+from nervseg import samples as nsamples
+from nervseg.budget import ByteBudget, nbytes_of
 from nervseg.inference import Prediction, Segmenter, load
-from nervseg.io import IMAGE_FORMATS, ImageData, InputError, load_image_data, load_mask
+from nervseg.io import IMAGE_FORMATS, ImageData, InputError, load_image_data, load_mask  # noqa: F401
 from nervseg.models import ModelCard, ModelError
 from nervseg.preprocess import Preprocess, PreprocessError
-from nervseg import samples as nsamples
+from nervseg.video import VideoEncodeError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom"]
 MASK_TYPES = ["png", "tif", "tiff", "bmp"]
-USER_ERRORS = (InputError, ModelError, PreprocessError, nsamples.SampleError)
+USER_ERRORS = (InputError, ModelError, PreprocessError, nsamples.SampleError, VideoEncodeError)
 DISCLAIMER = "Research demo, not a medical device: do not use for clinical decisions."
 
 
 # ---------------------------------------------------------------- errors
 
 
+_MD_SPECIAL = re.compile(r"([\\`\[\]()!<>$&])|(:)(?=//)|(?<=www)(\.)", re.IGNORECASE)
+
+
+def md_escape(text: object) -> str:
+    """Text (a file name, a message quoting one) shown literally in markdown.
+
+    A name like `![x](http://host/track.png)` would otherwise become an image the
+    browser fetches, or a link; bare `http://` and `www.` are broken too (autolinks),
+    and code, maths and entities. Emphasis marks (`_`, `*`) stay: they change only
+    how a name looks, and names keep their underscores readable.
+    """
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), str(text))
+
+
 def show_input_error(exc: BaseException) -> None:
-    """A user-caused problem as a readable st.error (never a traceback)."""
-    st.error(str(exc) or type(exc).__name__, icon=":material/error:")
+    """A user-caused problem as a readable st.error (never a traceback); names in it are escaped."""
+    st.error(md_escape(str(exc) or type(exc).__name__), icon=":material/error:")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """The one place typed library errors become a readable st.error: wraps `nav.run()`.
+
+    Pages may still catch around one step to carry on; whatever they leave ends here.
+    """
+    try:
+        yield
+    except USER_ERRORS as e:
+        show_input_error(e)
 
 
 # ---------------------------------------------------------------- models
 
 
 def cards() -> list[ModelCard]:
-    """Every model card in models/ ([] when none, or when a card is unreadable: error shown)."""
-    try:
-        return nmodels.available()
-    except ModelError as e:
-        show_input_error(e)
-        return []
+    """Every readable model card in models/ ([] when none); malformed ones: `card_errors()`."""
+    return nmodels.available_with_errors()[0]
+
+
+def card_errors() -> list[ModelError]:
+    """One ModelError per malformed card (named), so the other models stay usable."""
+    return nmodels.available_with_errors()[1]
+
+
+def show_card_errors() -> None:
+    for e in card_errors():
+        st.warning(md_escape(f"{e} (this model is left out)"), icon=":material/warning:")
 
 
 def card_by_id(model_id: str | None) -> ModelCard | None:
@@ -127,7 +165,12 @@ def image_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@st.cache_data(show_spinner="Segmenting…", max_entries=256)
+CACHE_MB = int(os.environ.get("NERVSEG_CACHE_MB", "512") or 512)
+PREDICTIONS = ByteBudget(CACHE_MB << 20)  # per server process, all sessions together
+PREPROCESSED = ByteBudget((CACHE_MB // 2) << 20)
+
+
+@st.cache_data(show_spinner="Segmenting…", max_entries=64)
 def _predict(model_id: str, weights_sha256: str, image_bytes_hash: str, preprocess_key: str, _image: np.ndarray) -> Prediction:
     seg = get_segmenter(model_id)
     pre = Preprocess.from_dict(json.loads(preprocess_key)) if preprocess_key else None
@@ -138,11 +181,15 @@ def cached_predict(model_id: str, image_bytes_hash: str, image: np.ndarray, prep
     """Prediction cached by model (and its weights), image hash and preprocessing settings.
 
     `image_bytes_hash` must identify `image` (e.g. `image_hash(file bytes)`, plus a
-    frame index for video); the array itself is not hashed, so reruns are fast.
+    frame index for video); the array itself is not hashed, so reruns are fast. The
+    cache holds at most $NERVSEG_CACHE_MB (default 512) MB of results, oldest out first.
     """
     card = nmodels.get_card(model_id)
     key = json.dumps(preprocess_dict, sort_keys=True) if preprocess_dict else ""
-    return _predict(model_id, card.weights_sha256, image_bytes_hash, key, image)
+    args = (model_id, card.weights_sha256, image_bytes_hash, key)
+    pred = _predict(*args, image)
+    PREDICTIONS.admit(args, nbytes_of(pred), _predict.clear)
+    return pred
 
 
 def preprocess_dict() -> dict | None:
@@ -209,7 +256,7 @@ def image_picker(page: str) -> Picked | None:
     picked = current_picked()
     if picked is not None:
         h, w = picked.image.image.shape
-        st.caption(f"Working on **{picked.name}** ({w}×{h} px, {picked.image.format}"
+        st.caption(f"Working on **{md_escape(picked.name)}** ({w}×{h} px, {picked.image.format}"
                    + (", with its ground-truth mask" if picked.mask is not None else "")
                    + "); it stays selected on the other pages.")
     return picked
@@ -335,5 +382,8 @@ def _preprocessed(image_bytes_hash: str, preprocess_key: str, _image: np.ndarray
 
 
 def cached_preprocess(image_bytes_hash: str, image: np.ndarray, settings: Preprocess) -> np.ndarray:
-    """`nervseg.preprocess.apply`, cached by image hash and settings (NLM is slow)."""
-    return _preprocessed(image_bytes_hash, json.dumps(settings.to_dict(), sort_keys=True), image)
+    """`nervseg.preprocess.apply`, cached by image hash and settings (NLM is slow), bounded by bytes."""
+    args = (image_bytes_hash, json.dumps(settings.to_dict(), sort_keys=True))
+    out = _preprocessed(*args, image)
+    PREPROCESSED.admit(args, out.nbytes, _preprocessed.clear)
+    return out

@@ -42,9 +42,11 @@ def sidebar() -> None:
             st.markdown(f"**Preprocessing:** {ac.preprocess_summary(card)}")
             if ac.current_preprocess() is not None:
                 st.page_link("pages/lab.py", label="Change or reset in the lab", icon=":material/tune:")
+        ac.show_card_errors()
         st.divider()
         st.caption(ac.DISCLAIMER)
 
 
 sidebar()
-nav.run()
+with ac.user_errors():  # the one place a typed library error becomes a readable st.error
+    nav.run()

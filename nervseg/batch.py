@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Callable
 
 import numpy as np
 
 from . import metrics
 from .data import IMAGE_SUFFIXES, MASK_SUFFIXES
-from .io import InputError, check_pair, load_image_data, load_mask
+from .io import InputError, check_pair, image_size, load_image_data, load_mask
+from .limits import safe_name
 
-MAX_ZIP_MEMBERS = 5000
-MAX_ZIP_BYTES = 500 * 1024 * 1024  # uncompressed, guards against zip bombs
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """What a zip and a batch may hold; checked on real inflated bytes and image headers."""
+
+    max_members: int = 5000
+    max_bytes: int = 500 * 1024 * 1024  # inflated bytes read, counted as they come (not as declared)
+    max_batch_pixels: int = 300_000_000  # all images of a batch together, from their headers
+    chunk: int = 1 << 16  # bytes inflated at a time
+
+
+DEFAULT_ZIP_LIMITS = ZipLimits()  # read at call time: a deployment (or a test) may replace it
+MAX_ZIP_MEMBERS = DEFAULT_ZIP_LIMITS.max_members
+MAX_ZIP_BYTES = DEFAULT_ZIP_LIMITS.max_bytes
 
 
 @dataclass
@@ -56,52 +69,118 @@ def _role(path: str) -> tuple[str, str] | None:
     return None
 
 
-def pair_files(files: list[tuple[str, bytes]]) -> Pairing:
-    """Match (name, bytes) files into image/mask pairs by stem."""
+def pair_files(files: list[tuple[str, bytes]], limits: ZipLimits | None = None) -> Pairing:
+    """Match (name, bytes) files into image/mask pairs by stem; the batch's pixels are budgeted."""
+    limits = limits or DEFAULT_ZIP_LIMITS
     images, masks = {}, {}
     for name, data in files:
         role = _role(name)
         if role is None:
             continue
         kind, stem = role
-        (images if kind == "image" else masks)[stem] = (name, data)
+        (images if kind == "image" else masks)[stem] = (safe_name(name), data)
     pairs = [
         BatchPair(stem, images[stem][0], images[stem][1], masks[stem][0], masks[stem][1])
         for stem in sorted(images)
         if stem in masks
     ]
     unmatched = sorted({images[s][0] for s in images if s not in masks} | {masks[s][0] for s in masks if s not in images})
+    check_batch_pixels(pairs, limits)
     return Pairing(pairs, unmatched)
 
 
-def read_zip(data: bytes, name: str = "archive.zip") -> list[tuple[str, bytes]]:
-    """(path, bytes) of every file in a zip, refusing damaged or over-large archives."""
+def check_batch_pixels(pairs: list[BatchPair], limits: ZipLimits | None = None) -> int:
+    """Total image pixels of `pairs` from their headers (nothing decoded); InputError over the limit.
+
+    A pair whose header cannot be read counts 0 here and is skipped, with its reason, when scored.
+    """
+    limits = limits or DEFAULT_ZIP_LIMITS
+    total = 0
+    for p in pairs:
+        try:
+            w, h, _ = image_size(p.image, p.image_name)
+        except InputError:
+            continue
+        total += w * h
+        if total > limits.max_batch_pixels:
+            raise InputError(
+                f"the batch is too large: its images hold over {limits.max_batch_pixels / 1e6:.0f} million "
+                f"pixels together (the limit; reached at {p.image_name}). Score it in smaller parts."
+            )
+    return total
+
+
+def _check_overlaps(zf: zipfile.ZipFile, name: str) -> None:
+    """Refuse entries whose data overlap (several directory entries on one member: a zip bomb)."""
+    spans = []
+    for m in zf.infolist():
+        enc = "utf-8" if m.flag_bits & 0x800 else "cp437"
+        head = 30 + len(m.orig_filename.encode(enc, "replace"))  # local header, at least
+        spans.append((m.header_offset, m.header_offset + head + m.compress_size))
+    spans.sort()
+    limit = getattr(zf, "start_dir", None)
+    for (_, end), nxt in zip(spans, [s for s, _ in spans[1:]] + [limit], strict=True):
+        if nxt is not None and end > nxt:
+            raise InputError(f"{name}: the archive's entries overlap (a sign of a zip bomb); it was not unpacked.")
+
+
+def _read_member(zf: zipfile.ZipFile, m: zipfile.ZipInfo, budget: int, limits: ZipLimits) -> bytes:
+    """A member's bytes, inflated a chunk at a time and counted: stops at its declared size or the budget."""
+    out = bytearray()
+    with zf.open(m) as f:
+        while True:
+            chunk = f.read(limits.chunk)
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > budget:
+                raise _TooLarge()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def read_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = None) -> list[tuple[str, bytes]]:
+    """(path, bytes) of every image or mask in a zip, refusing damaged, overlapping or over-large archives.
+
+    Sizes are counted on the bytes really inflated, a chunk at a time, so a member that
+    lies about its size never takes more than the remaining budget.
+    """
+    limits = limits or DEFAULT_ZIP_LIMITS
+    name = safe_name(name)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError):
         raise InputError(f"{name}: this is not a zip archive, or it is damaged.") from None
     members = [m for m in zf.infolist() if not m.is_dir()]
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise InputError(f"{name}: too many files ({len(members)}; the limit is {MAX_ZIP_MEMBERS}).")
-    total = sum(m.file_size for m in members)
-    if total > MAX_ZIP_BYTES:
-        raise InputError(f"{name}: too large once unpacked ({total / 1e6:.0f} MB; the limit is {MAX_ZIP_BYTES / 1e6:.0f} MB).")
-    out = []
+    if len(members) > limits.max_members:
+        raise InputError(f"{name}: too many files ({len(members)}; the limit is {limits.max_members}).")
+    too_large = InputError(f"{name}: too large once unpacked (over {limits.max_bytes / 1e6:.0f} MB, the limit).")
+    if sum(m.file_size for m in members) > limits.max_bytes:
+        raise too_large
+    _check_overlaps(zf, name)
+    out, left = [], limits.max_bytes
     try:
         for m in members:
             if _role(m.filename) is not None:
-                out.append((m.filename, zf.read(m)))
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as e:
+                out.append((m.filename, _read_member(zf, m, min(left, m.file_size), limits)))
+                left -= len(out[-1][1])
+    except _TooLarge:
+        raise too_large from None
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, NotImplementedError) as e:
         raise InputError(f"{name}: a file in the archive could not be unpacked ({e}).") from None
     return out
 
 
-def pair_zip(data: bytes, name: str = "archive.zip") -> Pairing:
+def pair_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = None) -> Pairing:
     """Image/mask pairs from a zip (images/ + masks/, or *_mask files); InputError if none."""
-    files = read_zip(data, name)
+    limits = limits or DEFAULT_ZIP_LIMITS
+    files = read_zip(data, name, limits)
+    name = safe_name(name)
     if not any(_role(n)[0] == "image" for n, _ in files):
         raise InputError(f"{name}: the archive holds no images (PNG, JPEG, TIFF, BMP or DICOM).")
-    pairing = pair_files(files)
+    pairing = pair_files(files, limits)
     if not pairing.pairs:
         raise InputError(
             f"{name}: no image has a matching mask. Put images in images/ and masks in masks/ "
@@ -197,15 +276,17 @@ def score_batch(predict: Callable, model_ids: list[str], pairs: list[BatchPair],
     the model's class names. A pair that cannot be read is skipped with its reason.
     """
     rows, skipped = [], []
-    loaded = []
-    for pair in pairs:
+    total, done = len(pairs) * len(model_ids), 0
+    for pair in pairs:  # one pair decoded at a time: memory stays at one image, not the batch
         try:
-            loaded.append((pair, load_pair(pair)))
+            item = load_pair(pair)
         except InputError as e:
             skipped.append(str(e))
-    total, done = len(loaded) * len(model_ids), 0
-    for mid in model_ids:
-        for pair, item in loaded:
+            total -= len(model_ids)
+            if progress and total:
+                progress(done, total)
+            continue
+        for mid in model_ids:
             pred = predict(mid, pair, item.image)
             rows += score_rows(mid, item.image_name, pred.mask, item.mask, classes_of(mid), item.spacing, pred.seconds)
             done += 1

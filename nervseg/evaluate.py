@@ -14,12 +14,16 @@ import argparse
 import csv
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
 from .batch import class_figures, score_rows
 from .data import Pair, find_pairs
 from .inference import configure_threads
 from .io import check_pair, load_image_data, load_mask
+from .limits import InputError, safe_name
+from .models import ModelError
 
 
 def evaluate_pairs(segmenter, pairs: list[Pair], progress=None) -> dict:
@@ -29,9 +33,9 @@ def evaluate_pairs(segmenter, pairs: list[Pair], progress=None) -> dict:
     for i, pair in enumerate(pairs):
         data = load_image_data(pair.image)
         true = load_mask(pair.mask)
-        check_pair(data.image, true, pair.image.name, pair.mask.name)
+        check_pair(data.image, true, safe_name(pair.image.name), safe_name(pair.mask.name))
         pred = segmenter.predict(data.image)
-        rows += score_rows(segmenter.card.id, pair.image.name, pred.mask, true, classes, data.pixel_spacing_mm,
+        rows += score_rows(segmenter.card.id, safe_name(pair.image.name), pred.mask, true, classes, data.pixel_spacing_mm,
                            pred.seconds)
         if progress:
             progress(i + 1, len(pairs))
@@ -39,14 +43,28 @@ def evaluate_pairs(segmenter, pairs: list[Pair], progress=None) -> dict:
     return {"rows": rows, "summary": {"n_images": len(pairs), "per_class": per_class}}
 
 
+def _write_atomic(path: Path, write) -> None:
+    """Write through a temp file beside `path`, then rename: a failure never leaves a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    """Per-image rows as UTF-8 CSV, written atomically (all or nothing)."""
+    def write(f) -> None:
+        if rows:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    _write_atomic(path, write)
 
 
 def _json_safe(o):
@@ -79,8 +97,11 @@ def main(argv=None) -> None:
     ids = [c.id for c in available()] if args.all else [args.model]
     all_rows, summaries = [], {}
     for mid in ids:
-        seg = load(mid, tta=args.tta)
-        res = evaluate_pairs(seg, pairs)
+        try:
+            seg = load(mid, tta=args.tta)
+            res = evaluate_pairs(seg, pairs)
+        except (InputError, ModelError) as e:  # a readable line, no traceback, no partial output
+            raise SystemExit(f"error: {e}") from None
         all_rows += res["rows"]
         summaries[mid] = res["summary"]
         for cname, e in res["summary"]["per_class"].items():
@@ -89,7 +110,7 @@ def main(argv=None) -> None:
                   f"iou {e['iou_mean']:.4f}  hd95 {e['hd95_mean'] if e['hd95_mean'] is not None else float('nan'):.1f}px")
     if args.out:
         write_csv(all_rows, args.out)
-        args.out.with_suffix(".json").write_text(json.dumps(_json_safe(summaries), indent=2))
+        _write_atomic(args.out.with_suffix(".json"), lambda f: f.write(json.dumps(_json_safe(summaries), indent=2)))
         print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
 
 

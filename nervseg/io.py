@@ -17,27 +17,17 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .limits import DEFAULT_LIMITS, InputError, Limits, check_pixels, check_size, safe_name
+from .pixels import to_grey
+
+_check_size = check_size
+_check_pixels = check_pixels
+_grey = to_grey
+
 Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DICOM")
 VIDEO_FORMATS = ("MP4", "AVI", "MOV", "DICOM")
-
-
-class InputError(ValueError):
-    """A file the user gave cannot be used; the message says why, in plain words."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds checked before a file is fully decoded."""
-
-    max_bytes: int = 200 * 1024 * 1024
-    max_pixels: int = 40_000_000  # e.g. 8000 x 5000; a scan is ~0.3 Mpx
-    max_frames: int = 3000
-    max_video_pixels: int = 4_000_000  # per frame
-
-
-DEFAULT_LIMITS = Limits()
 
 
 @dataclass
@@ -71,7 +61,7 @@ def _read(src: Source, name: str | None, limits: Limits) -> tuple[bytes, str]:
     """Read all bytes of `src`, refusing empty and over-large files before reading."""
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
-        name = name or path.name
+        name = safe_name(name or path.name)
         if not path.is_file():
             raise InputError(f"{name}: file not found.")
         size = path.stat().st_size
@@ -94,18 +84,9 @@ def _read(src: Source, name: str | None, limits: Limits) -> tuple[bytes, str]:
         data = src.read(limits.max_bytes + 1)
     else:
         raise InputError(f"Cannot read {type(src).__name__}: give a path, bytes or an open file.")
+    name = safe_name(name)
     _check_size(len(data), name, limits)
     return data, name
-
-
-def _check_size(size: int, name: str, limits: Limits) -> None:
-    if size == 0:
-        raise InputError(f"{name}: the file is empty (0 bytes).")
-    if size > limits.max_bytes:
-        raise InputError(
-            f"{name}: the file is too large ({size / 1e6:.0f} MB; the limit is "
-            f"{limits.max_bytes / 1e6:.0f} MB)."
-        )
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -140,57 +121,11 @@ def _describe_unknown(name: str, data: bytes, expected: tuple[str, ...]) -> Inpu
 # ---------------------------------------------------------------- images
 
 
-def _check_pixels(width: int, height: int, name: str, limit: int) -> None:
-    if width <= 0 or height <= 0:
-        raise InputError(f"{name}: the image has no pixels ({width}x{height}).")
-    if width * height > limit:
-        raise InputError(
-            f"{name}: the image is too large ({width}x{height} pixels; the limit is "
-            f"{limit / 1e6:.0f} million pixels)."
-        )
-
-
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Map any numeric array to uint8; wider types are windowed to their own min..max.
-
-    Windowing to the image's own range (not the type's) keeps a 12-bit scan stored
-    in 16 bits from turning almost black.
-    """
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == bool:
-        return arr.astype(np.uint8) * 255
-    a = arr.astype(np.float64)
-    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-    if hi <= lo:
-        return np.zeros(arr.shape, np.uint8)
-    return np.clip(np.round((a - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
-
-
-def _grey(arr: np.ndarray) -> np.ndarray:
-    """(H, W[, C]) any dtype -> (H, W) uint8 grey (ITU-R 601 luma for colour)."""
-    if arr.ndim == 3:
-        if arr.shape[2] == 4:
-            arr = arr[..., :3]
-        if arr.shape[2] == 3:
-            a = arr.astype(np.float64)
-            arr = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-            if np.issubdtype(arr.dtype, np.floating) and a.max() <= 255:
-                return np.clip(np.round(arr), 0, 255).astype(np.uint8)
-        elif arr.shape[2] == 1:
-            arr = arr[..., 0]
-        else:
-            raise InputError(f"unsupported number of colour channels ({arr.shape[2]})")
-    if arr.ndim != 2:
-        raise InputError(f"unsupported image layout {arr.shape}")
-    return _to_uint8(arr)
-
-
 def _open_pil(data: bytes, name: str, limits: Limits) -> Image.Image:
     """Open with PIL reading only the header, check the pixel count, then decode."""
     try:
         img = Image.open(io.BytesIO(data))  # reads the header only
-        _check_pixels(img.width, img.height, name, limits.max_pixels)
+        check_pixels(img.width, img.height, name, limits.max_pixels)
         img.load()
         return img
     except InputError:
@@ -205,86 +140,33 @@ def _open_pil(data: bytes, name: str, limits: Limits) -> Image.Image:
         ) from None
 
 
-def _pil_array(img: Image.Image, name: str) -> np.ndarray:
-    """PIL image -> numpy, keeping 16-bit values."""
+_TO_L = ("RGB", "RGBA", "RGBX", "P", "PA", "LA", "CMYK", "YCbCr", "LAB", "HSV", "1")
+
+
+def _pil_grey(img: Image.Image) -> np.ndarray:
+    """PIL image -> (H, W) uint8 grey; 8-bit colour via PIL's own luma (no RGB array copy)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.array(img, dtype=np.uint16)
-    if img.mode == "P":
-        return np.array(img.convert("RGBA" if "transparency" in img.info else "RGB"))
-    if img.mode in ("LA", "PA"):
+        return to_grey(np.array(img, dtype=np.uint16))
+    if img.mode in _TO_L:
         return np.array(img.convert("L"))
-    if img.mode == "CMYK":
-        return np.array(img.convert("RGB"))
-    if img.mode == "1":
-        return np.array(img.convert("L"))
-    return np.array(img)
+    return to_grey(np.array(img))
 
 
-def _read_dicom(data: bytes, name: str, limits: Limits, all_frames: bool):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+def image_size(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int, int]:
+    """(width, height, frames) from the header only: budget a batch before decoding any of it."""
+    data, name = _read(src, name, limits)
+    fmt = sniff_format(data)
+    if fmt == "DICOM":
+        from .dicom import header_size
 
+        return header_size(data, name)
+    if fmt not in ("PNG", "JPEG", "TIFF", "BMP"):
+        raise _describe_unknown(name, data, IMAGE_FORMATS)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError) as e:
-        raise InputError(f"{name}: the DICOM file is damaged and could not be read ({e}).") from None
-    if "PixelData" not in ds and rows == 0:
-        raise InputError(f"{name}: the DICOM file holds no image.")
-    _check_pixels(cols, rows, name, limits.max_pixels)
-    if all_frames and n_frames > limits.max_frames:
-        raise InputError(f"{name}: too many frames ({n_frames}; the limit is {limits.max_frames}).")
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-        arr = ds.pixel_array
-    except Exception as e:  # pydicom raises many types for compressed/damaged pixel data
-        raise InputError(
-            f"{name}: the DICOM image data could not be decoded ({type(e).__name__}: {e}). "
-            "Compressed DICOM may need to be exported uncompressed."
-        ) from None
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if n_frames == 1:
-        arr = arr[None]
-    elif samples > 1 and arr.ndim == 3:
-        arr = arr[None]
-    if photometric.startswith("YBR") and samples == 3:
-        from pydicom.pixels import convert_color_space
-
-        arr = convert_color_space(arr, photometric, "RGB")
-    frames = [_grey(f) for f in (arr if all_frames else arr[:1])]
-    frames = np.stack(frames)
-    if photometric == "MONOCHROME1":
-        frames = 255 - frames
-    spacing = None
-    for key in ("PixelSpacing", "ImagerPixelSpacing"):
-        if key in ds and ds.get(key):
-            try:
-                spacing = (float(ds[key].value[0]), float(ds[key].value[1]))
-                break
-            except (TypeError, ValueError, IndexError):
-                pass
-    if spacing is None and "SequenceOfUltrasoundRegions" in ds:
-        try:
-            region = ds.SequenceOfUltrasoundRegions[0]
-            # physical deltas are in cm for ultrasound regions (unit code 3)
-            if int(region.PhysicalUnitsXDirection) == 3 and int(region.PhysicalUnitsYDirection) == 3:
-                spacing = (float(region.PhysicalDeltaY) * 10, float(region.PhysicalDeltaX) * 10)
-        except (AttributeError, TypeError, ValueError, IndexError):
-            pass
-    fps = 0.0
-    if "FrameTime" in ds and ds.get("FrameTime"):
-        try:
-            fps = 1000.0 / float(ds.FrameTime)
-        except (TypeError, ValueError, ZeroDivisionError):
-            fps = 0.0
-    if not fps and "CineRate" in ds:
-        try:
-            fps = float(ds.CineRate)
-        except (TypeError, ValueError):
-            fps = 0.0
-    return frames, spacing, fps or 10.0
+        with Image.open(io.BytesIO(data)) as img:
+            return img.width, img.height, int(getattr(img, "n_frames", 1) or 1)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise InputError(f"{name}: the image header could not be read ({e}).") from None
 
 
 def load_image_data(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> ImageData:
@@ -298,7 +180,9 @@ def load_image_data(src: Source, name: str | None = None, limits: Limits = DEFAU
     data, name = _read(src, name, limits)
     fmt = sniff_format(data)
     if fmt == "DICOM":
-        frames, spacing, _ = _read_dicom(data, name, limits, all_frames=False)
+        from .dicom import read_dicom
+
+        frames, spacing, _ = read_dicom(data, name, limits, all_frames=False)
         return ImageData(frames[0], name, "DICOM", spacing)
     if fmt in ("MP4", "MOV", "AVI"):
         raise InputError(f"{name}: this is a video; open it on the Cine page.")
@@ -306,7 +190,7 @@ def load_image_data(src: Source, name: str | None = None, limits: Limits = DEFAU
         raise _describe_unknown(name, data, IMAGE_FORMATS)
     img = _open_pil(data, name, limits)
     try:
-        arr = _grey(_pil_array(img, name))
+        arr = _pil_grey(img)
     except InputError as e:
         raise InputError(f"{name}: {e}") from None
     return ImageData(arr, name, fmt)
@@ -344,6 +228,8 @@ def load_mask(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIM
         arr = rgb[..., 0]
     elif img.mode == "1":
         arr = np.array(img).astype(np.uint8)
+    elif img.mode in _TO_L:  # CMYK, YCbCr...: their first channel is not the grey level
+        arr = np.array(img.convert("L"))
     else:
         arr = np.array(img)
         if arr.ndim == 3:
@@ -381,44 +267,59 @@ def load_frames(src: Source, name: str | None = None, limits: Limits = DEFAULT_L
     data, name = _read(src, name, limits)
     fmt = sniff_format(data)
     if fmt == "DICOM":
-        frames, spacing, fps = _read_dicom(data, name, limits, all_frames=True)
+        from .dicom import read_dicom
+
+        frames, spacing, fps = read_dicom(data, name, limits, all_frames=True)
         return Frames(frames, fps, name, "DICOM", spacing)
     if fmt not in ("MP4", "MOV", "AVI"):
         if fmt in ("PNG", "JPEG", "TIFF", "BMP"):
             raise InputError(f"{name}: this is a still image, not a clip; open it on the Segment page.")
         raise _describe_unknown(name, data, VIDEO_FORMATS)
-    import cv2
-
     suffix = {"MP4": ".mp4", "MOV": ".mov", "AVI": ".avi"}[fmt]
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
         tmp.write(data)
         path = tmp.name
     try:
-        cap = cv2.VideoCapture(path)
+        out, fps = _decode_video(path, name, limits)
+    finally:
+        os.unlink(path)
+    return Frames(out, fps, name, fmt)
+
+
+def _decode_video(path: str, name: str, limits: Limits) -> tuple[np.ndarray, float]:
+    """(frames (N, H, W) uint8, fps) with OpenCV; size, length and total pixels checked first.
+
+    Frames go into one array sized from the limits: pages never touched stay unallocated,
+    so memory follows the real length and there is no list-then-stack copy.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
         if not cap.isOpened():
             raise InputError(f"{name}: the video could not be opened; it may be damaged.")
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
-        _check_pixels(width, height, name, limits.max_video_pixels)
+        check_pixels(width, height, name, limits.max_video_pixels)
+        most = min(limits.max_frames, limits.max_total_pixels // (width * height))
         if declared > limits.max_frames:
-            raise InputError(
-                f"{name}: the clip is too long ({declared} frames; the limit is {limits.max_frames})."
-            )
-        out = []
+            raise InputError(f"{name}: the clip is too long ({declared} frames; the limit is {limits.max_frames}).")
+        if declared > most:
+            raise InputError(f"{name}: the clip is too large ({declared} frames of {width}x{height}; the limit "
+                             f"is {limits.max_total_pixels / 1e6:.0f} million pixels in all).")
+        out, n = np.empty((most, height, width), np.uint8), 0
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
-            out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
-            if len(out) > limits.max_frames:
-                raise InputError(f"{name}: the clip is too long (over {limits.max_frames} frames).")
-        cap.release()
+            if n >= most or frame.shape[:2] != (height, width):
+                raise InputError(f"{name}: the clip is too long or its frames change size (over {n} frames).")
+            out[n] = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+            n += 1
     finally:
-        os.unlink(path)
-    if not out:
+        cap.release()
+    if n == 0:
         raise InputError(f"{name}: no frames could be decoded; the video may be damaged or empty.")
-    if not (0 < fps < 1000):
-        fps = 25.0
-    return Frames(np.stack(out), fps, name, fmt)
+    return out[:n], fps if 0 < fps < 1000 else 25.0

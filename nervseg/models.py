@@ -149,10 +149,19 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict, path: str = "") -> "ModelCard":
-        known = {f.name for f in fields(cls)}
+        """A card from its JSON dict; ModelError naming the card and the field when a field is wrong."""
+        where = Path(path).name if path else str(d.get("id", "?")) if isinstance(d, dict) else "?"
+        if not isinstance(d, dict):
+            raise ModelError(f"model card {where}: expected a JSON object, got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
         missing = {"id", "name", "architecture", "classes"} - set(d)
         if missing:
-            raise ModelError(f"model card {path or d.get('id', '?')} lacks {sorted(missing)}")
+            raise ModelError(f"model card {where} lacks {sorted(missing)}")
+        for k, v in d.items():
+            if k in known and k != "path":
+                problem = _field_problem(k, known[k].type, v)
+                if problem:
+                    raise ModelError(f"model card {where}: field {k!r} {problem} (got {v!r:.60})")
         return cls(**{k: v for k, v in d.items() if k in known and k != "path"}, path=path)
 
     def save(self, path: Path) -> None:
@@ -167,20 +176,65 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _field_problem(key: str, annotation: str, value) -> str | None:
+    """What is wrong with a card field's value for its annotated type, or None."""
+    base = str(annotation).split("[")[0].strip()
+    if base == "str":
+        return None if isinstance(value, str) else "must be text"
+    if base in ("int", "float"):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok and (base == "float" or float(value).is_integer()) else f"must be a number ({base})"
+    if base == "dict":
+        if not isinstance(value, dict):
+            return "must be an object"
+        per_class = value.get("per_class", {}) if key == "validation" else {}
+        ok = isinstance(per_class, dict) and all(isinstance(v, dict) for v in per_class.values())
+        return None if ok else "must map each class to an object of metrics (per_class)"
+    if base == "list":
+        if key == "classes":
+            ok = isinstance(value, list) and len(value) >= 2 and all(isinstance(c, str) for c in value)
+            return None if ok else "must list at least two class names"
+        if key == "input_size":
+            ok = isinstance(value, list) and len(value) == 2 and all(
+                isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in value)
+            return None if ok else "must be [height, width] in pixels"
+        return None if isinstance(value, list) else "must be a list"
+    return None
+
+
 def read_card(path: Path) -> ModelCard:
+    """One card; ModelError naming the file when it is unreadable, not UTF-8 JSON, or malformed."""
+    path = Path(path)
     try:
-        d = json.loads(Path(path).read_text())
+        d = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ModelError(f"model card {path.name} cannot be read: it is not UTF-8 text.") from None
     except (OSError, json.JSONDecodeError) as e:
-        raise ModelError(f"model card {path} cannot be read: {e}") from None
+        raise ModelError(f"model card {path.name} cannot be read: {e}") from None
     return ModelCard.from_dict(d, path=str(path))
 
 
-def available(directory: Path | None = None) -> list[ModelCard]:
-    """Every model card in `directory` (default: models/), sorted by id."""
+def available_with_errors(directory: Path | None = None) -> tuple[list[ModelCard], list[ModelError]]:
+    """(the readable cards sorted by id, one ModelError per unreadable card naming it)."""
     directory = Path(directory) if directory else _default_models_dir()
     if not directory.is_dir():
-        return []
-    return [read_card(p) for p in sorted(directory.glob("*.json"))]
+        return [], []
+    good, bad = [], []
+    for p in sorted(directory.glob("*.json")):
+        try:
+            good.append(read_card(p))
+        except ModelError as e:
+            bad.append(e)
+    return good, bad
+
+
+def available(directory: Path | None = None) -> list[ModelCard]:
+    """Every readable model card in `directory` (default: models/), sorted by id.
+
+    A malformed card is left out (see `available_with_errors` for why), so one bad
+    file never hides the other models.
+    """
+    return available_with_errors(directory)[0]
 
 
 def get_card(model_id: str, directory: Path | None = None) -> ModelCard:
@@ -213,7 +267,10 @@ def load_state_dict(card: ModelCard) -> dict:
             f"model {card.id}: weights file {path.name} does not match its card "
             f"(sha256 {digest[:12]}… != {card.weights_sha256[:12]}…); it may be damaged or replaced."
         )
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error type for a damaged file
+        raise ModelError(f"model {card.id}: weights file {path.name} is not a readable safetensors file ({e}).") from None
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
@@ -224,8 +281,9 @@ def build_from_card(card: ModelCard):
 def load_model(card: ModelCard):
     """Build the card's architecture and load its verified weights (eval mode, CPU)."""
     model = build_from_card(card)
+    state = load_state_dict(card)  # its own ModelError (missing, checksum) is not an architecture mismatch
     try:
-        model.load_state_dict(load_state_dict(card))
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise ModelError(f"model {card.id}: weights do not fit the architecture in its card ({e})") from None
     return model.eval()

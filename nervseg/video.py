@@ -49,10 +49,13 @@ class ClipLimits:
     max_frames: int = 1500
     max_pixels: int = 1_500_000  # per frame, e.g. 1280 x 1080
     max_bytes: int = 200 * 1024 * 1024
+    # all frames together: 300 MB of uint8 frames, and as much again per result's masks
+    max_total_pixels: int = 300_000_000
 
     def io_limits(self) -> nio.Limits:
-        """The matching `nervseg.io.Limits`, so decoding stops early on a too-long clip."""
-        return nio.Limits(max_bytes=self.max_bytes, max_frames=self.max_frames, max_video_pixels=self.max_pixels)
+        """The matching `nervseg.io.Limits`, so decoding stops (or never starts) on a too-large clip."""
+        return nio.Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames,
+                          max_video_pixels=self.max_pixels, max_total_pixels=self.max_total_pixels)
 
 
 DEFAULT_CLIP_LIMITS = ClipLimits()
@@ -71,6 +74,9 @@ def check_limits(frames: nio.Frames, limits: ClipLimits = DEFAULT_CLIP_LIMITS) -
         )
     if n > limits.max_frames:
         raise nio.InputError(f"{frames.name}: the clip has too many frames ({n}; the limit is {limits.max_frames}).")
+    if n * h * w > limits.max_total_pixels:
+        raise nio.InputError(f"{frames.name}: the clip is too large ({n} frames of {w}x{h}; the limit is "
+                             f"{limits.max_total_pixels / 1e6:.0f} million pixels in all).")
     seconds = n / frames.fps if frames.fps > 0 else 0.0
     if seconds > limits.max_seconds:
         raise nio.InputError(

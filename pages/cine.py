@@ -16,8 +16,6 @@ import streamlit as st
 
 import app_common as ac
 from nervseg import video
-from nervseg.io import InputError
-from nervseg.models import ModelError
 
 VIDEO_TYPES = ["mp4", "avi", "mov", "dcm", "dicom"]
 CLIP_KEY = "cine_clip"  # {"name", "data", "hash"} of the clip being worked on
@@ -49,7 +47,7 @@ def _decoded(clip: dict):
     if cached and cached[0] == clip["hash"]:
         return cached[1], cached[2]
     st.session_state.pop(FRAMES_KEY, None)
-    with st.spinner(f"Reading {clip['name']}…"):
+    with st.spinner(f"Reading {ac.md_escape(clip['name'])}…"):
         t0 = time.perf_counter()
         frames = video.load_clip(clip["data"], clip["name"])
         seconds = time.perf_counter() - t0
@@ -112,13 +110,13 @@ if not clip:
 
 try:
     frames, decode_s = _decoded(clip)
-except InputError as e:
+except ac.USER_ERRORS as e:
     ac.show_input_error(e)
     st.stop()
 
 n, h, w = frames.frames.shape
 st.markdown(
-    f"**{frames.name}** · {n} frames · {frames.fps:g} frames/s · {n / frames.fps:.1f} s · {w}x{h} px"
+    f"**{ac.md_escape(frames.name)}** · {n} frames · {frames.fps:g} frames/s · {n / frames.fps:.1f} s · {w}x{h} px"
 )
 if "nerve" not in card.classes:
     st.warning(f"{card.name} has no nerve class; the chart shows its first structure.")
@@ -141,7 +139,7 @@ results = st.session_state.get(RESULTS_KEY, {})
 if st.button("Process clip", type="primary", icon=":material/play_arrow:", disabled=key in results):
     try:
         _store(key, _process(frames, decode_s, card, smoothing, preprocess))
-    except (InputError, ModelError, video.VideoEncodeError) as e:
+    except ac.USER_ERRORS as e:
         ac.show_input_error(e)
         st.stop()
     results = st.session_state[RESULTS_KEY]
@@ -162,7 +160,7 @@ c4.metric("Processing time", f"{result.processing_seconds:.1f} s")
 if result.video_mp4:
     st.video(result.video_mp4, format="video/mp4", loop=True)
 
-i = st.slider("Frame", 0, result.n_frames - 1, 0, key="cine_frame")
+i = st.slider("Frame", 0, result.n_frames - 1, 0, key="cine_frame") if result.n_frames > 1 else 0
 row = result.stats[i]
 st.image(result.overlay_frame(i), caption=f"Frame {i} · {row['time_s']:.2f} s", width="content")
 st.markdown(ac.legend_html(result.classes), unsafe_allow_html=True)

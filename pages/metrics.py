@@ -55,7 +55,8 @@ if mode.startswith("One"):
     from nervseg.viz import png_bytes
 
     pairs = [batch.BatchPair(picked.name.rsplit(".", 1)[0], picked.name, picked.data, "mask.png", png_bytes(truth))]
-    rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
+    with ac.user_errors():
+        rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
 else:
     files = st.file_uploader("Images and masks (masks named <image>_mask.png/.tif), or one zip with images/ and masks/",
                              type=ac.UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="metrics_batch")
@@ -64,16 +65,17 @@ else:
         st.stop()
     try:
         pairing = batch.pair_uploads([(f.name, f.getvalue()) for f in files])
-    except InputError as e:
+    except ac.USER_ERRORS as e:
         ac.show_input_error(e)
         st.stop()
     if pairing.unmatched:
-        st.warning(f"Without a partner, not scored: {', '.join(pairing.unmatched[:10])}"
+        st.warning(f"Without a partner, not scored: {ac.md_escape(', '.join(pairing.unmatched[:10]))}"
                    + ("…" if len(pairing.unmatched) > 10 else ""))
     pairs = pairing.pairs
     bar = st.progress(0.0, text=f"Scoring {len(pairs)} pairs with {len(chosen)} models…")
-    rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes,
-                                      progress=lambda d, t: bar.progress(d / t, text=f"Scored {d}/{t}"))
+    with ac.user_errors():
+        rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes,
+                                          progress=lambda d, t: bar.progress(d / t, text=f"Scored {d}/{t}"))
     bar.empty()
 
 for reason in skipped:
@@ -130,7 +132,7 @@ for col, (_, r) in zip(cols, worst.iterrows()):
     item = batch.load_pair(pair)
     pred = predict(r["model"], pair, item.image)
     col.image(viz.error_map(item.image, pred.mask, item.mask, 1), width="stretch",
-              caption=f"{r['image']} · {names[r['model']]} · nerve Dice {r['dice']:.3f}")
+              caption=f"{ac.md_escape(r['image'])} · {names[r['model']]} · nerve Dice {r['dice']:.3f}")
 st.markdown(viz.error_legend_html(), unsafe_allow_html=True)
 st.download_button("Per-image results (CSV)", df.to_csv(index=False), "nervseg_metrics.csv", "text/csv")
 

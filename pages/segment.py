@@ -61,7 +61,7 @@ else:
 
 left, right = st.columns([3, 2])
 with left:
-    st.image(shown, caption=f"{picked.name} · {card.name} · {image.shape[1]}×{image.shape[0]} px · "
+    st.image(shown, caption=f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · "
              f"preprocessing: {ac.preprocess_summary(card)}", width="stretch")
     st.markdown(ac.legend_html(classes), unsafe_allow_html=True)
 with right:
