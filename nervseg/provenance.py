@@ -75,3 +75,10 @@ def unlike_training(card: ModelCard, shape: tuple[int, int], tolerance: float = 
     if min(h, w, ih, iw) <= 0:
         return False
     return abs(math.log((w / h) / (iw / ih))) > tolerance
+
+
+def heldout_subject_images(card: ModelCard, names: list[str]) -> bool:
+    """True when every name is a kaggle-bp frame of a subject the card held out (the published protocol)."""
+    held = {str(s) for s in (card.data.get("split", {}) or {}).get("val_subjects", [])}
+    matches = [_KAGGLE_STEM.match(_stem(n)) for n in names]
+    return bool(names) and bool(held) and all(m is not None and m.group(1) in held for m in matches)
