@@ -107,9 +107,7 @@ def truth_scores(pred_mask: np.ndarray, truth: np.ndarray, classes: list[str]) -
 
 
 def card_presence(card: ModelCard) -> dict | None:
-    """The card's calibrated presence block, if the card has one."""
-    block = getattr(card, "presence", None)
-    return block if isinstance(block, dict) and block else None
+    return provenance.card_presence(card)
 
 
 def presence(card: ModelCard, probs: np.ndarray, mask: np.ndarray) -> list[Presence]:

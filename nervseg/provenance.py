@@ -82,3 +82,21 @@ def heldout_subject_images(card: ModelCard, names: list[str]) -> bool:
     held = {str(s) for s in (card.data.get("split", {}) or {}).get("val_subjects", [])}
     matches = [_KAGGLE_STEM.match(_stem(n)) for n in names]
     return bool(names) and bool(held) and all(m is not None and m.group(1) in held for m in matches)
+
+
+def card_presence(card: ModelCard) -> dict | None:
+    """The card's calibrated `presence` block (see nervseg.presence), or None.
+
+    Read from the card object when it carries the field, else from the card's JSON file,
+    so a card written by the fair-comparison training is honoured either way.
+    """
+    block = getattr(card, "presence", None)
+    if block is None and card.path:
+        import json
+        from pathlib import Path
+
+        try:
+            block = json.loads(Path(card.path).read_text()).get("presence")
+        except (OSError, ValueError):
+            block = None
+    return block if isinstance(block, dict) and block else None
