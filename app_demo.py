@@ -51,7 +51,7 @@ def model_picker(all_cards: list[ModelCard]) -> None:
                   "A model sees best the kind of scan it learnt from.")
     group = groups[st.session_state["model_group"]]
     names = {c.id: c.arch_display for c in group}
-    st.radio("Architecture", list(names), format_func=names.get, key="model_id", horizontal=True,
+    st.radio("Architecture", list(names), format_func=names.get, key="model_id",
              help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its group.")
 
 
@@ -66,12 +66,12 @@ def bundled_samples() -> list[nsamples.BundledSample]:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def sample_thumbnail(stem: str, width: int = 320) -> bytes:
+def sample_thumbnail(stem: str, width: int = 320, height: int = 280) -> bytes:
     """A small PNG of a bundled sample for the gallery (no more pixels than shown)."""
     from nervseg.io import load_image  # noqa: PLC0415 (only the gallery needs it)
 
     s = next(x for x in bundled_samples() if x.stem == stem)
-    return viz.png_bytes(viz.fit_width(load_image(s.image), width))
+    return viz.png_bytes(viz.letterbox(load_image(s.image), (width, height)))
 
 
 def open_sample(stem: str) -> None:
@@ -118,16 +118,19 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
     """One metric per structure: found / not found, the calibrated probability or 'not calibrated', Dice."""
     block = card_presence(card) or {}
     cols = st.columns(len(found))
+    if not any(p.calibrated for p in found):
+        st.caption("Presence **not calibrated** for this model: 'found' means pixels are marked; no confidence "
+                   "figure is shown until the model card carries a calibrated presence probability.")
     for col, p in zip(cols, found):
         verdict = "found" if p.found else "not found"
         if p.calibrated:
             b = block.get(p.name, {})
-            delta = f"{p.probability:.0%} likely present"
+            delta = f"{p.probability:.0%} likely"
             hlp = (f"Calibrated probability that a {p.name} is in the image ({b.get('method', 'calibration')}, "
                    f"measured on {b.get('measured_on', 'held-out data')}); found when it reaches "
                    f"{float(b.get('threshold', 0.5)):.0%}.")
         else:
-            delta = "not calibrated"
+            delta = None
             hlp = (f"'found' means the mask marks {p.name} pixels. This model's card has no calibrated presence "
                    "probability yet, so no confidence figure is shown: a mean pixel probability looks high "
                    "even on images without the structure.")

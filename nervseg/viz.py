@@ -153,6 +153,18 @@ def fit_width(rgb: np.ndarray, max_width: int) -> np.ndarray:
     return cv2.resize(rgb, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA)
 
 
+def letterbox(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """`image` scaled to fit `size_wh` (aspect kept), centred on black: same-size gallery tiles."""
+    w, h = size_wh
+    ih, iw = image.shape[:2]
+    scale = min(w / iw, h / ih)
+    small = cv2.resize(image, (max(1, round(iw * scale)), max(1, round(ih * scale))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((h, w) + image.shape[2:], image.dtype)
+    y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return out
+
+
 def image_figure(rgb: np.ndarray, max_width: int = 900, height: int | None = None,
                  colour_scale: tuple[str, str] | None = None, hover: str = "x %{x}, y %{y}"):
     """A zoomable plotly view of an RGB (or grey) image, sent as PNG, at most `max_width` wide.
@@ -173,7 +185,7 @@ def image_figure(rgb: np.ndarray, max_width: int = 900, height: int | None = Non
                                  marker=dict(colorscale=name, cmin=0, cmax=1, color=[0], showscale=True,
                                              colorbar=dict(title=dict(text=title, side="right"), thickness=14))))
     fig.update_xaxes(visible=False, range=[0, w], constrain="domain")
-    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain")
+    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain", constraintoward="top")
     fig.update_layout(height=height or int(min(760, 720 * h / w)), margin=dict(l=0, r=0, t=0, b=0),
                       dragmode="pan", plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
     return fig
@@ -199,7 +211,8 @@ def curves_figure(curves: dict):
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=True)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
 
 

@@ -24,13 +24,14 @@ def panel_view(image, pred, truth, view: str, alpha: float, outline: bool, class
 def panels(image, group, preds, truth) -> None:
     """Display settings re-run only this fragment, on the cached predictions."""
     classes = group[0].classes
-    c1, c2, c3 = st.columns([2, 3, 1])
+    c1, c2 = st.columns([1, 2])
     ac.remembered("cmp_opacity", "opacity", 0.45)
     alpha = c1.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="cmp_opacity")
     ac.remember("cmp_opacity", "opacity")
-    views = ["Overlay"] + ([f"Errors vs ground truth ({c})" for c in classes[1:]] if truth is not None else [])
-    view = c2.radio("View", views, horizontal=True, key="cmp_view")
-    outline = c3.toggle("Ground truth", True, key="cmp_truth", disabled=truth is None)
+    views = ["Overlay"] + ([f"Errors ({c})" for c in classes[1:]] if truth is not None else [])
+    view = c2.radio("View", views, horizontal=True, key="cmp_view",
+                    help="Errors: true positives, false positives and false negatives against the ground truth.")
+    outline = truth is not None and view == "Overlay" and c2.toggle("Outline the ground truth", True, key="cmp_truth")
     names = {c.id: c.arch_display for c in group}
     ids = list(preds)
     for start in range(0, len(ids), PANEL_COLUMNS):
@@ -40,7 +41,7 @@ def panels(image, group, preds, truth) -> None:
             with col:
                 st.markdown(f"**{names[mid]}**")
                 rgb = panel_view(image, pred, truth, view, alpha, outline, classes)
-                st.plotly_chart(viz.image_figure(rgb, max_width=700, height=int(440 * image.shape[0] / image.shape[1])),
+                st.plotly_chart(viz.image_figure(rgb, max_width=700, height=int(400 * image.shape[0] / image.shape[1])),
                                 width="stretch", key=f"cmp_fig_{mid}", config={"scrollZoom": True, "displaylogo": False})
                 line = f"{pred.seconds * 1000:.0f} ms · {card.parameters / 1e6:.1f} M parameters"
                 if truth is not None:

@@ -40,14 +40,12 @@ cards = ac.cards()
 if not cards:
     ac.no_models_notice()
 else:
-    rows = [{
-        "model": c.name, "finds · learnt from": provenance.group_label(c),
+    rows = [{  # the group and the architecture together are the model's full name, in narrow columns
+        "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
         "nerve Dice": ac.fmt(c.validation_dice("nerve")), "vessel Dice": ac.fmt(c.validation_dice("vessel")),
         "parameters": f"{c.parameters / 1e6:.1f} M",
-    } for c in cards]
+    } for c in sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        "model": st.column_config.TextColumn(width="large"),
-        "finds · learnt from": st.column_config.TextColumn(width="medium"),
         "nerve Dice": st.column_config.TextColumn(help="Validation Dice from the model card (1 = perfect overlap)."),
         "vessel Dice": st.column_config.TextColumn(help="— : the model does not mark vessels."),
     })

@@ -157,12 +157,11 @@ st.subheader(f"Results: {n_images} image{'s' if n_images != 1 else ''}")
 for cname in df["class"].unique():
     st.markdown(f"**{cname}**")
     if n_images == 1:
-        table = df[df["class"] == cname][["model", *metrics.METRIC_KEYS]].copy()
+        table = df[df["class"] == cname][["model", *SUMMARY_KEYS]].copy()
         table["model"] = table["model"].map(names)
         table["hd95"] = table["hd95"].map(lambda v: ac.fmt(v, 1))
         st.dataframe(table, hide_index=True, width="stretch", column_config={
-            **{k: st.column_config.NumberColumn(format="%.4f") for k in metrics.METRIC_KEYS if k != "hd95"},
-            "model": st.column_config.TextColumn(width="medium"),
+            **{k: st.column_config.NumberColumn(format="%.3f") for k in SUMMARY_KEYS if k != "hd95"},
             "hd95": st.column_config.TextColumn("HD95", help=HD95_HELP)})
         continue
     s = summary[summary["class"] == cname]
@@ -172,7 +171,6 @@ for cname in df["class"].unique():
         shown[k] = [f"{ac.fmt(m, digits)} ± {ac.fmt(sd, digits)}" for m, sd in zip(s[f"{k}_mean"], s[f"{k}_sd"])]
     shown["HD95 ∞"] = s["hd95_infinite"].values
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "model": st.column_config.TextColumn(width="medium"),
         "HD95 ∞": st.column_config.NumberColumn(help="Images where HD95 is ∞ (one of the two masks empty).")})
     pooled = pd.DataFrame({"model": s["model"].map(names),
                            **{f"{k} (pooled)": s[f"{k}_pooled"] for k in metrics.METRIC_KEYS if k != "hd95"}})

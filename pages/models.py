@@ -32,7 +32,7 @@ if not cards:
 current = ac.current_model_id()
 st.caption("Every figure here comes from the JSON card beside each weights file in models/.")
 for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
-    label = f"{c.name}  ·  {provenance.group_label(c)}  ·  `{c.id}`" + ("  (selected)" if c.id == current else "")
+    label = f"{c.name}  ·  `{c.id}`" + ("  (selected)" if c.id == current else "")
     with st.expander(label, expanded=c.id == current):
         spec = ARCHITECTURES.get(c.architecture)
         m1, m2, m3, m4 = st.columns(4)
@@ -42,6 +42,7 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
         dice = c.validation_dice("nerve")
         m4.metric("Validation nerve Dice", ac.fmt(dice))
         st.markdown(
+            f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
             f"**Build:** {spec.description if spec else c.architecture} · smp `{c.smp_class}` · encoder `{c.encoder}` · "
             f"{json.dumps(c.smp_kwargs)}  \n"
             f"**Input:** {c.input_size[0]}×{c.input_size[1]} (H×W) grey · normalisation {json.dumps(c.normalisation)} · "
@@ -58,10 +59,7 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                 st.json({k: v for k, v in split.items() if k != "val_stems"}, expanded=False)
             st.markdown("**Training recipe**")
             recipe = {k: v for k, v in c.training.items() if k != "earlier_stages"}
-            st.dataframe(pd.DataFrame([{"setting": k, "value": str(v)} for k, v in recipe.items()]),
-                         hide_index=True, width="stretch", column_config={
-                             "setting": st.column_config.TextColumn(width="small"),
-                             "value": st.column_config.TextColumn(width="large")})
+            st.markdown("  \n".join(f"**{k.replace('_', ' ')}:** {v}" for k, v in recipe.items()))
             stages = c.training.get("earlier_stages") or []
             if stages:
                 with st.popover(f"{len(stages)} earlier training stages"):
@@ -76,7 +74,7 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             per_class = c.validation.get("per_class", {})
             if per_class:
                 st.markdown("**Validation metrics per class**")
-                st.dataframe(validation_table(per_class), hide_index=True, width="stretch")
+                st.table(validation_table(per_class).set_index("class"))
                 st.caption("Per-image mean ± sd on the card's validation images; HD95 in pixels.")
             extra = {k: v for k, v in c.validation.items() if k != "per_class"}
             with st.popover("All validation figures (JSON)"):

@@ -11,6 +11,7 @@ from nervseg import provenance, viz
 from nervseg.measure import measure
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
+FIGURE_WIDTH = 500  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
 
 
 def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):
@@ -35,25 +36,25 @@ def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool)
 
 
 def measurements_table(mask, classes, spacing) -> pd.DataFrame:
+    """One column per structure (fits a narrow column), one row per measurement; '—' where absent."""
     unit = "mm" if spacing else "px"
-    rows = []
+    table = {}
     for s in measure(mask, classes, spacing):
-        area = s.area_mm2 if spacing else s.area_px
+        area = ac.fmt(s.area_mm2, 1) if spacing else str(s.area_px)
         depth = s.depth_mm if spacing else s.depth_px
-        rows.append({
-            "structure": s.name, "area (mm²)" if spacing else "area (px)": ac.fmt(area, 1) if spacing else str(area),
-            "parts": s.components,
+        table[s.name] = {
+            f"area ({unit}²)" if spacing else "area (px)": area, "parts": str(s.components),
             "centre x, y (px)": f"{s.centroid_xy[0]:.0f}, {s.centroid_xy[1]:.0f}" if s.centroid_xy else "—",
             f"depth ({unit})": ac.fmt(depth, 1) if spacing and depth is not None else ac.fmt(depth),
-        })
-    return pd.DataFrame(rows)
+        }
+    return pd.DataFrame(table).rename_axis("measure").reset_index()
 
 
 @st.fragment
 def results(picked, card, pred, truth, spacing) -> None:
     """Everything that depends only on display settings: re-runs alone, on the cached prediction."""
     image, classes = picked.image.image, pred.classes
-    left, right = st.columns([3, 2])
+    left, right = st.columns([5, 3])
     with left:
         c1, c2 = st.columns(2)
         ac.remembered("seg_threshold", "threshold", 0.5)
@@ -63,44 +64,45 @@ def results(picked, card, pred, truth, spacing) -> None:
         alpha = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="seg_opacity")
         ac.remember("seg_threshold", "threshold")
         ac.remember("seg_opacity", "opacity")
-        v1, v2 = st.columns([3, 1])
-        view = v1.radio("View", VIEWS, horizontal=True, key="seg_view",
+        view = st.radio("View", VIEWS, horizontal=True, key="seg_view",
                         help="Uncertainty: per-pixel entropy of the class probabilities (0 = sure, 1 = no idea).")
-        outline = v2.toggle("Ground truth", True, key="seg_truth", disabled=truth is None,
-                            help="Outline the expert's mask over the view.")
+        outline = truth is not None and st.toggle("Outline the ground truth", True, key="seg_truth",
+                                                  help="The expert's mask, drawn over the view.")
         if view == "Probability" and len(classes) > 2:
             st.radio("Structure", classes[1:], horizontal=True, key="seg_heat_class")
         mask = pred.mask_at(threshold)
         rgb, scale = shown_view(view, image, pred, mask, alpha, truth, outline)
-        st.plotly_chart(viz.image_figure(rgb, colour_scale=scale), width="stretch", key="seg_figure",
+        height = int(FIGURE_WIDTH * image.shape[0] / image.shape[1])
+        st.plotly_chart(viz.image_figure(rgb, colour_scale=scale, height=height), width="stretch", key="seg_figure",
                         config={"scrollZoom": True, "displaylogo": False})
         st.caption(f"{picked.name} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
                    f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
         st.markdown(app_demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
     with right:
-        details(picked, card, pred, mask, truth, spacing, threshold, alpha)
+        scores, found = details(card, pred, mask, truth, image.shape)
+    st.subheader("Measurements")
+    st.dataframe(measurements_table(mask, classes, spacing), hide_index=True, width="stretch")
+    st.caption(("Areas and depth in mm from the pixel size. " if spacing else
+                "Areas and depth in pixels (set the pixel size, or upload DICOM, for mm). ")
+               + f"Inference {pred.seconds * 1000:.0f} ms (cached since).")
+    downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores)
 
 
-def details(picked, card, pred, mask, truth, spacing, threshold, alpha) -> None:
-    image, classes = picked.image.image, pred.classes
+def details(card, pred, mask, truth, shape):
+    """Dice against the ground truth, presence per structure and the 'unlike its training data' note."""
+    classes = pred.classes
     scores = app_demo.truth_scores(mask, truth, classes) if truth is not None else None
     if scores:
-        st.subheader("Against the ground truth")
+        st.subheader("Ground truth")
         st.markdown(app_demo.dice_caption(scores),
                     help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     st.subheader("Presence")
     found = app_demo.presence(card, pred.probs, mask)
     app_demo.show_presence(card, found, scores)
-    note = app_demo.training_note(card, image.shape, mask)
+    note = app_demo.training_note(card, shape, mask)
     if note:
         st.info(note, icon=":material/info:")
-    st.subheader("Measurements")
-    st.dataframe(measurements_table(mask, classes, spacing), hide_index=True, width="stretch",
-                 column_config={"structure": st.column_config.TextColumn(width="small")})
-    st.caption(("Areas and depth in mm from the pixel size. " if spacing else
-                "Areas and depth in pixels (set the pixel size, or upload DICOM, for mm). ")
-               + f"Inference {pred.seconds * 1000:.0f} ms (cached since).")
-    downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores)
+    return scores, found
 
 
 def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores) -> None:

@@ -151,3 +151,10 @@ def test_burn_legend_marks_the_corner_only(scene):
     assert out.shape == rgb.shape and (out[:100] == rgb[:100]).all()
     for colour in viz.CLASS_COLOURS.values():
         assert (out == colour).all(axis=2).any()
+
+
+def test_letterbox_keeps_aspect_on_black():
+    img = np.full((100, 200), 200, np.uint8)
+    box = viz.letterbox(img, (100, 100))
+    assert box.shape == (100, 100)
+    assert (box[25:75] == 200).all() and (box[:25] == 0).all() and (box[75:] == 0).all()
