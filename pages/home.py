@@ -33,7 +33,7 @@ if samples:
                              + (f" Region: {s.region}." if s.region else "")):
                     app_demo.open_sample(s.stem)
                     st.switch_page("pages/segment.py")
-                st.caption(s.region or s.description, help=s.description)
+                st.caption(s.region or "region not labelled", help=s.description)
 
 st.subheader("Models")
 cards = ac.cards()

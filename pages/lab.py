@@ -46,7 +46,8 @@ for col, (k, (label, lo, hi, step, hlp)) in zip(cols, FIELDS.items()):
     if f"lab_{k}" not in st.session_state:
         st.session_state[f"lab_{k}"] = type(lo)(active[k])
     col.slider(label, lo, hi, step=step, key=f"lab_{k}", help=hlp, on_change=_store)
-cols[-1].button("Reset to the model's settings", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+cols[-1].button("Reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+                help="Back to the model's own preprocessing.",
                 disabled=st.session_state.get("preprocess") is None)
 
 try:
