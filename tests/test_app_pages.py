@@ -426,3 +426,24 @@ def test_metrics_names_the_images_a_model_trained_on(no_data):
         assert not any("Worst cases" in h.value for h in at.subheader)  # one image: no worst-case panels
         assert not any("source" in d.value.columns for d in at.dataframe)  # not the published protocol
         assert any("shown only beside" in c.value for c in at.caption)
+
+
+def test_a_model_that_marks_nothing_on_an_unlike_scan_says_so(no_data):
+    from nervseg import provenance, samples
+    from nervseg.inference import load
+    from nervseg.io import load_image
+
+    nerve_only = next((c for c in no_data if len(c.classes) == 2), None)
+    if nerve_only is None:
+        pytest.skip("no nerve-only model shipped")
+    seg = load(nerve_only.id)
+    empty = next((s for s in samples.bundled() if not seg.predict(load_image(s.image)).mask_at(0.5).any()), None)
+    if empty is None:
+        pytest.skip(f"{nerve_only.id} marks something on every bundled sample")
+    at = run_app(model_id=nerve_only.id)
+    at.button(key=f"home_open_{empty.stem}").click().run()
+    assert_clean(at)
+    notes = [i.value for i in at.info]
+    assert any("marks nothing" in n and provenance.dataset_label(nerve_only) in n for n in notes), notes
+    unlike = provenance.unlike_training(nerve_only, load_image(empty.image).shape)
+    assert any("unlike" in n for n in notes) == unlike
