@@ -9,23 +9,15 @@ import streamlit as st
 
 import app_common as ac
 import app_demo
+from app_pages import PAGES
 
 st.set_page_config(page_title="nervseg · ultrasound nerve segmentation", page_icon=":material/neurology:", layout="wide")
 
 HERE = Path(__file__).parent
-PAGES = [
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/segment.py", "Segment", ":material/image_search:"),
-    ("pages/compare.py", "Compare models", ":material/compare:"),
-    ("pages/lab.py", "Preprocessing lab", ":material/tune:"),
-    ("pages/metrics.py", "Ground-truth metrics", ":material/analytics:"),
-    ("pages/cine.py", "Cine", ":material/movie:"),
-    ("pages/models.py", "Models", ":material/model_training:"),
-]
 pages = [
-    st.Page(path, title=title, icon=icon, default=(i == 0))
-    for i, (path, title, icon) in enumerate(PAGES)
-    if (HERE / path).exists()
+    st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0))
+    for i, p in enumerate(PAGES)
+    if (HERE / p.path).exists()
 ]
 nav = st.navigation(pages)
 ac.configure_threads_once()

@@ -110,6 +110,21 @@ def pair_zip(data: bytes, name: str = "archive.zip") -> Pairing:
     return pairing
 
 
+def pair_uploads(files: list[tuple[str, bytes]]) -> Pairing:
+    """Pairs from uploaded files: each zip paired on its own (pair_zip), the loose files together
+    (pair_files); InputError when no image has a mask."""
+    pairing = Pairing([], [])
+    loose = [(name, data) for name, data in files if not name.lower().endswith(".zip")]
+    parts = [pair_zip(data, name) for name, data in files if name.lower().endswith(".zip")]
+    for part in parts + ([pair_files(loose)] if loose else []):
+        pairing.pairs += part.pairs
+        pairing.unmatched += part.unmatched
+    if not pairing.pairs:
+        raise InputError("No image has a matching mask: name masks <image name>_mask.png (or .tif), "
+                         "or put them in a zip with images/ and masks/.")
+    return pairing
+
+
 @dataclass
 class Loaded:
     stem: str
@@ -141,21 +156,35 @@ def score_rows(model_id: str, image_name: str, pred_mask: np.ndarray, true_mask:
     return rows
 
 
+def class_figures(rows: list[dict]) -> dict:
+    """Figures of one model and class over images: per-image mean and sd of every metric, pooled
+    overlap (a dict), the count of infinite HD95, and the Dice mean over images whose truth is not empty."""
+    agg = metrics.aggregate(rows)
+    entry = {f"{k}_mean": agg.mean[k] for k in metrics.METRIC_KEYS}
+    entry.update({f"{k}_sd": agg.sd[k] for k in metrics.METRIC_KEYS})
+    entry["pooled"] = agg.pooled
+    entry["hd95_infinite"] = agg.hd95_infinite
+    nonempty = [r for r in rows if r["tp"] + r["fn"] > 0]
+    entry["n_truth_nonempty"] = len(nonempty)
+    entry["dice_mean_truth_nonempty"] = float(sum(r["dice"] for r in nonempty) / len(nonempty)) if nonempty else None
+    return entry
+
+
 def summarise(rows: list[dict]) -> list[dict]:
-    """Per (model, class): mean ± sd and pooled of every metric, via `metrics.aggregate`."""
+    """Per (model, class): mean ± sd and pooled of every metric (class_figures, flattened for a table)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["class"]), []).append(r)
     out = []
     for (model, cname), rs in groups.items():
-        agg = metrics.aggregate(rs)
-        entry = {"model": model, "class": cname, "n_images": agg.n_images}
+        f = class_figures(rs)
+        entry = {"model": model, "class": cname, "n_images": len(rs)}
         for k in metrics.METRIC_KEYS:
-            entry[f"{k}_mean"] = agg.mean[k]
-            entry[f"{k}_sd"] = agg.sd[k]
+            entry[f"{k}_mean"] = f[f"{k}_mean"]
+            entry[f"{k}_sd"] = f[f"{k}_sd"]
             if k != "hd95":
-                entry[f"{k}_pooled"] = agg.pooled.get(k)
-        entry["hd95_infinite"] = agg.hd95_infinite
+                entry[f"{k}_pooled"] = f["pooled"].get(k)
+        entry["hd95_infinite"] = f["hd95_infinite"]
         out.append(entry)
     return out
 

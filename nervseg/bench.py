@@ -290,5 +290,38 @@ def main(argv=None) -> list[dict]:
     return results
 
 
+def benchmark_clip(
+    segmenter, clip_path: str | os.PathLike, batch_size: int = 8, max_frames: int | None = None
+) -> dict:
+    """End-to-end frames per second (decode + predict + smoothing/figures + overlay), batched and not.
+
+    Each run decodes the clip again so decode time is counted in both; the mp4 is not
+    written (encoding speed is the same for every model). With `max_frames`, only the
+    first frames are segmented and the decode time is scaled to them.
+    """
+    from . import io as nio
+    from .video import load_clip, process_clip
+
+    out: dict = {"model": segmenter.card.id, "clip": Path(clip_path).name, "device": segmenter.device}
+    for label, bs in (("batched", batch_size), ("unbatched", 1)):
+        t0 = time.perf_counter()
+        frames = load_clip(clip_path)
+        decode = time.perf_counter() - t0
+        if max_frames and max_frames < len(frames):
+            decode *= max_frames / len(frames)  # the decode share of the frames kept
+            frames = nio.Frames(frames.frames[:max_frames], frames.fps, frames.name, frames.format)
+        res = process_clip(segmenter, frames, smoothing=0.0, batch_size=bs, write_video=False)
+        secs = {"decode": decode, **res.seconds}
+        total = sum(secs.values())
+        out["frames"] = res.n_frames
+        out["resolution"] = f"{frames.frames.shape[2]}x{frames.frames.shape[1]}"
+        out[label] = {
+            "batch_size": bs,
+            "fps": round(res.n_frames / total, 2),
+            "seconds": {k: round(v, 3) for k, v in secs.items()} | {"total": round(total, 3)},
+        }
+    return out
+
+
 if __name__ == "__main__":
     main()

@@ -1,37 +1,26 @@
-"""Datasets: finding image/mask pairs, grouped splits, training tensors.
+"""Training data: image/mask pairs of any folder, training tensors and augmentation.
 
-Pairs are found in either layout: `images/<stem>.png` + `masks/<stem>.png`, or
-`<stem>_mask.png|.tif` beside or under `masks/`. Splits are grouped (kaggle-bp
-by subject) and seeded, and recorded in each model card.
+`find_pairs` takes either layout: `images/<stem>.png` + `masks/<stem>.png`, or
+`<stem>_mask.png|.tif` beside or under `masks/` (for evaluation folders and uploads).
+What each task's data is lives in nervseg/datasets.json (nervseg.datasets), its splits
+in nervseg.splits; both names are re-exported here for older callers.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .card_ops import Normalisation
-from . import data_root
 from . import preprocess as pp
+from .card_ops import Normalisation
+from .datasets import CO_TRAINING, IMAGE_SUFFIXES, MASK_SUFFIXES, TASKS, Pair
 from .io import load_image, load_mask
+from .splits import Split, split_task
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm")
-MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
-
-
-@dataclass(frozen=True)
-class Pair:
-    image: Path
-    mask: Path
-
-    @property
-    def stem(self) -> str:
-        return self.image.stem
-
+__all__ = ["CO_TRAINING", "IMAGE_SUFFIXES", "MASK_SUFFIXES", "TASKS", "Pair", "Split", "split_task", "find_pairs",
+           "kaggle_subject", "load_arrays", "pad_to_aspect", "co_training_arrays", "augmentation", "SegDataset"]
 
 def _mask_for(stem: str, folders: list[Path]) -> Path | None:
     for folder in folders:
@@ -59,99 +48,8 @@ def find_pairs(folder: Path) -> list[Pair]:
 
 
 def kaggle_subject(stem: str) -> str:
-    """Subject id of a Kaggle frame name `SUBJ_IMG`."""
-    return stem.split("_")[0]
-
-
-# ---------------------------------------------------------------- tasks
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    key: str
-    classes: tuple[str, ...]
-    data_name: str
-    licence: str
-    input_size: tuple[int, int]  # (H, W)
-
-
-TASKS = {
-    "usgra": TaskSpec(
-        "usgra",
-        ("background", "nerve", "vessel"),
-        "usgra-seg (Kandaouroff 2025, github.com/tmkand/usgra-seg)",
-        "CC-BY 4.0",
-        (256, 256),
-    ),
-    "kaggle-bp": TaskSpec(
-        "kaggle-bp",
-        ("background", "nerve"),
-        "Kaggle 2016 Ultrasound Nerve Segmentation (brachial plexus)",
-        "Kaggle competition data: non-commercial research only, not redistributable",
-        (192, 256),
-    ),
-}
-
-
-@dataclass
-class Split:
-    train: list[Pair]
-    val: list[Pair]
-    extra_train: list[Pair]  # e.g. empty full-resolution frames of training subjects
-    heldout_fullres: list[Pair]  # full-resolution pairs of validation subjects
-    description: dict
-
-
-def split_task(task: str, root: Path | None = None, seed: int = 0, val_fraction: float = 0.2) -> Split:
-    """The fixed, seeded, grouped train/validation split of a task."""
-    root = Path(root) if root else data_root()
-    rng = random.Random(seed)
-    if task == "usgra":
-        pairs = find_pairs(root / "usgra-seg")
-        stems = sorted(p.stem for p in pairs)
-        rng.shuffle(stems)
-        n_val = round(len(stems) * val_fraction)
-        val_stems = set(stems[:n_val])
-        train = [p for p in pairs if p.stem not in val_stems]
-        val = [p for p in pairs if p.stem in val_stems]
-        desc = {
-            "method": f"random by image, seed {seed}, {val_fraction:.0%} validation (no subject labels exist; one examiner)",
-            "train_images": len(train),
-            "val_images": len(val),
-            "val_stems": sorted(val_stems),
-        }
-        return Split(train, val, [], [], desc)
-    if task == "kaggle-bp":
-        pairs = find_pairs(root / "kaggle-bp" / "images-256")
-        subjects = sorted({kaggle_subject(p.stem) for p in pairs}, key=int)
-        # Subject 2 is always held out so its full-resolution frames (with empties)
-        # score the Kaggle rule on an unseen subject; subject 1's empty full-resolution
-        # frames are the only real "no nerve" examples, so subject 1 trains.
-        others = [s for s in subjects if s not in ("1", "2")]
-        rng.shuffle(others)
-        n_val = max(1, round(len(subjects) * val_fraction)) - 1
-        val_subjects = {"2", *others[:n_val]}
-        train = [p for p in pairs if kaggle_subject(p.stem) not in val_subjects]
-        val = [p for p in pairs if kaggle_subject(p.stem) in val_subjects]
-        full = find_pairs(root / "kaggle-bp" / "fullres")
-        extra = [p for p in full if kaggle_subject(p.stem) not in val_subjects and _is_empty_mask(p.mask)]
-        held = [p for p in full if kaggle_subject(p.stem) in val_subjects]
-        desc = {
-            "method": f"by subject, seed {seed}; subject 2 always validation, subject 1 always training",
-            "val_subjects": sorted(val_subjects, key=int),
-            "train_subjects": sorted(set(subjects) - val_subjects, key=int),
-            "train_images": len(train),
-            "train_empty_fullres_frames": len(extra),
-            "val_images": len(val),
-            "heldout_fullres_frames": len(held),
-            "heldout_fullres_empty": sum(_is_empty_mask(p.mask) for p in held),
-        }
-        return Split(train, val, extra, held, desc)
-    raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
-
-
-def _is_empty_mask(path: Path) -> bool:
-    return not load_mask(path).any()
+    """Subject id of a Kaggle frame name `SUBJ_IMG` (the kaggle-bp spec's group rule)."""
+    return TASKS["kaggle-bp"].group_of(stem)
 
 
 # ---------------------------------------------------------------- tensors
@@ -196,9 +94,6 @@ def pad_to_aspect(image: np.ndarray, mask: np.ndarray, aspect: float) -> tuple[n
     pad_w = max(0, round(h * aspect) - w)
     pad = dict(top=0, bottom=pad_h, left=0, right=pad_w, borderType=cv2.BORDER_CONSTANT, value=0)
     return cv2.copyMakeBorder(image, **pad), cv2.copyMakeBorder(mask, **pad)
-
-
-CO_TRAINING = ("kaggle-bp",)  # tasks usable as nerve-only co-training data
 
 
 def co_training_arrays(

@@ -16,45 +16,27 @@ import json
 import math
 from pathlib import Path
 
-from .inference import configure_threads
-from . import metrics
+from .batch import class_figures, score_rows
 from .data import Pair, find_pairs
+from .inference import configure_threads
 from .io import check_pair, load_image_data, load_mask
 
 
 def evaluate_pairs(segmenter, pairs: list[Pair], progress=None) -> dict:
-    """Per-image rows and a per-class summary for one segmenter over `pairs`."""
+    """Per-image rows (batch.score_rows) and a per-class summary (batch.class_figures) for one segmenter."""
     classes = segmenter.classes
-    rows, per_class = [], {c: [] for c in classes[1:]}
+    rows = []
     for i, pair in enumerate(pairs):
         data = load_image_data(pair.image)
         true = load_mask(pair.mask)
         check_pair(data.image, true, pair.image.name, pair.mask.name)
         pred = segmenter.predict(data.image)
-        for cid, cname in enumerate(classes):
-            if cid == 0:
-                continue
-            s = metrics.score(pred.mask, true, cid, data.pixel_spacing_mm)
-            per_class[cname].append(s)
-            rows.append({"model": segmenter.card.id, "image": pair.image.name, "class": cname,
-                         "truth_empty": int(not (true == cid).any()), "seconds": round(pred.seconds, 4),
-                         **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
+        rows += score_rows(segmenter.card.id, pair.image.name, pred.mask, true, classes, data.pixel_spacing_mm,
+                           pred.seconds)
         if progress:
             progress(i + 1, len(pairs))
-    summary = {"n_images": len(pairs), "per_class": {}}
-    for cname, scores in per_class.items():
-        agg = metrics.aggregate(scores)
-        entry = {f"{k}_mean": agg.mean[k] for k in metrics.METRIC_KEYS}
-        entry.update({f"{k}_sd": agg.sd[k] for k in metrics.METRIC_KEYS})
-        entry["pooled"] = agg.pooled
-        entry["hd95_infinite"] = agg.hd95_infinite
-        nonempty = [s for s in scores if s["tp"] + s["fn"] > 0]
-        entry["n_truth_nonempty"] = len(nonempty)
-        entry["dice_mean_truth_nonempty"] = (
-            float(sum(s["dice"] for s in nonempty) / len(nonempty)) if nonempty else None
-        )
-        summary["per_class"][cname] = entry
-    return {"rows": rows, "summary": summary}
+    per_class = {c: class_figures([r for r in rows if r["class"] == c]) for c in classes[1:]}
+    return {"rows": rows, "summary": {"n_images": len(pairs), "per_class": per_class}}
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

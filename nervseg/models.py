@@ -110,7 +110,10 @@ class ModelCard:
     parameters: int = 0
     data: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)  # the task's common training recipe (nervseg.train_card.recipe)
     validation: dict = field(default_factory=dict)
+    cross_validation: dict = field(default_factory=dict)  # out-of-fold figures with CIs (nervseg.cv_summary)
+    presence: dict = field(default_factory=dict)  # calibrated presence per class (nervseg.presence schema)
     curves: dict = field(default_factory=dict)
     command: str = ""
     notes: str = ""

@@ -91,7 +91,7 @@ def card_presence(card: ModelCard) -> dict | None:
     so a card written by the fair-comparison training is honoured either way.
     """
     block = getattr(card, "presence", None)
-    if block is None and card.path:
+    if not block and card.path:
         import json
         from pathlib import Path
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .data import Pair, Split, split_task
+from .datasets import Pair, spec
+from .splits import Split, make_split
 from .card_ops import Postprocess
 from .inference import Segmenter, configure_threads
 from .io import load_image, load_mask
@@ -49,23 +50,18 @@ def tune_min_component(segmenter: Segmenter, pairs: list[Pair], grid=GRID) -> tu
 
 
 def tuning_pairs(split: Split, root: Path | None = None) -> tuple[list[Pair], str]:
-    """The training data a task's post-processing is chosen on, and how to describe it."""
-    if not split.extra_train:  # usgra: no full-resolution frames, so the training split itself
-        return split.train, "training-split images"
-    from . import data_root
-    from .data import find_pairs, kaggle_subject
-
-    root = Path(root) if root else data_root()
-    train_subjects = set(split.description["train_subjects"])
-    fullres = find_pairs(root / "kaggle-bp" / "fullres")
-    return [p for p in fullres if kaggle_subject(p.stem) in train_subjects], "full-resolution frames of training subjects"
+    """The training data a task's post-processing is chosen on (its spec's `tuning`), and how to describe it."""
+    ds = spec(split.task)
+    if ds.tuning == "train":
+        return split.train, ds.tuning_note
+    pairs = [p for p in ds.pairs(ds.tuning, root)
+             if ds.group_of(p.stem) in split.train_groups and p.stem not in split.excluded]
+    return pairs, ds.tuning_note
 
 
 def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pair], heldout: list[Pair],
               chosen_on: str = "full-resolution frames of training subjects") -> None:
     """Choose the post-processing, then recompute and save the card's validation figures."""
-    from .evaluate import evaluate_pairs
-
     card = segmenter.card
     best, table = tune_min_component(segmenter, train_pairs)
     card.postprocess = {
@@ -73,9 +69,19 @@ def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pai
         "chosen_on": f"{len(train_pairs)} {chosen_on} (mean Dice over foreground classes, empty-on-empty = 1)",
         "grid": {str(k): round(v, 4) for k, v in table.items()},
     }
-    card.validation = {"split": "validation", **evaluate_pairs(segmenter, val_pairs)["summary"]}
+    card.validation = validation_figures(segmenter, val_pairs, heldout)
+
+
+def validation_figures(segmenter: Segmenter, val_pairs: list[Pair], heldout: list[Pair] = ()) -> dict:
+    """The card's `validation` block: held-out figures at each image's resolution ({} without a validation set)."""
+    from .evaluate import evaluate_pairs
+
+    if not val_pairs:
+        return {"split": "none: trained on every fold (final model); see the cross-validation figures"}
+    out = {"split": "validation", **evaluate_pairs(segmenter, val_pairs)["summary"]}
     if heldout:
-        card.validation["fullres_kaggle_rule"] = evaluate_pairs(segmenter, heldout)["summary"]
+        out["fullres_kaggle_rule"] = evaluate_pairs(segmenter, list(heldout))["summary"]
+    return out
 
 
 def main(argv=None) -> None:
@@ -84,16 +90,20 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m nervseg.tune", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--seed", type=int, default=0, help="the split seed the model was trained with")
+    ap.add_argument("--split-file", default=None, help="the fold file the model was trained with (default: the seeded split)")
+    ap.add_argument("--fold", type=int, default=None, help="the fold it validated on (with --split-file)")
     args = ap.parse_args(argv)
     configure_threads()
     seg = load(args.model)
-    split = split_task(seg.card.task, seed=args.seed)
+    split = make_split(seg.card.task, seed=args.seed, split_file=args.split_file, fold=args.fold)
     pairs, chosen_on = tuning_pairs(split)
     tune_card(seg, pairs, split.val, split.heldout_fullres, chosen_on)
     seg.card.save(Path(seg.card.path))
     pp = seg.card.postprocess
     print(f"{args.model}: min_component_fraction {pp['min_component_fraction']} (grid {pp['grid']})")
     v = seg.card.validation
+    if "per_class" not in v:
+        return
     print(f"  val nerve Dice {v['per_class']['nerve']['dice_mean']:.4f}; full-res held-out Kaggle rule "
           f"{v.get('fullres_kaggle_rule', {}).get('per_class', {}).get('nerve', {}).get('dice_mean')}")
 

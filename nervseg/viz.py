@@ -97,6 +97,10 @@ def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
                     cv2.LINE_AA)
         y -= size + 10
     return out
+def error_legend_html() -> str:
+    """HTML key to error_map's colours (for st.markdown with unsafe_allow_html)."""
+    chips = " ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {k}" for k, (r, g, b) in ERROR_COLOURS.items())
+    return chips + " (true positive, false positive, false negative)"
 
 
 def side_by_side(*images: np.ndarray, gap: int = 6) -> np.ndarray:
@@ -231,4 +235,31 @@ def dice_matrix_figure(names: list[str], matrix: np.ndarray):
 
     fig = px.imshow(matrix, x=names, y=names, zmin=0, zmax=1, text_auto=".2f", color_continuous_scale="Viridis")
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def timeline_figure(stats: list[dict], class_name: str = "nerve", current: int | None = None):
+    """Plotly line chart of a class's area (left axis) and confidence (right axis) per frame."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    x = [r["time_s"] for r in stats]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=x, y=[r.get(f"{class_name}_area_px") for r in stats], name=f"{class_name} area (px)"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=[r.get(f"{class_name}_confidence") for r in stats], name=f"{class_name} confidence",
+            line=dict(dash="dot"),
+        ),
+        secondary_y=True,
+    )
+    if current is not None and 0 <= current < len(stats):
+        fig.add_vline(x=stats[current]["time_s"], line_color="grey", line_dash="dash")
+    fig.update_xaxes(title_text="time (s)")
+    fig.update_yaxes(title_text="area (pixels)", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="mean probability", range=[0, 1], secondary_y=True)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.1))
     return fig

@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 import app_common as ac
-from nervseg import cine_view, video
+from nervseg import boxes, cine_view, video, viz
 from nervseg.io import InputError
 from nervseg.models import ModelError
 
@@ -40,7 +40,7 @@ def _on_upload() -> None:
 
 def _on_sample() -> None:
     name = st.session_state.get("cine_sample")
-    path = next((p for p in video.sample_clips() if p.name == name), None)
+    path = next((p for p in boxes.sample_clips() if p.name == name), None)
     if path is not None:
         _set_clip(path.name, path.read_bytes())
 
@@ -104,7 +104,7 @@ def scrubber(result, structure: str) -> None:
     m2.metric(f"{structure} confidence", ac.fmt(row[f"{structure}_confidence"], 2),
               help="Mean probability over the marked pixels (not a calibrated presence probability).")
     m3.metric(f"{structure} parts", row[f"{structure}_components"])
-    st.plotly_chart(video.timeline_figure(result.stats, structure, current=i), key="cine_timeline", width="stretch")
+    st.plotly_chart(viz.timeline_figure(result.stats, structure, current=i), key="cine_timeline", width="stretch")
 
 
 st.title("Cine loops")
@@ -125,7 +125,7 @@ with up:
         on_change=_on_upload,
     )
 with sample:
-    clips = video.sample_clips()
+    clips = boxes.sample_clips()
     if clips:
         st.selectbox(
             "…or pick a sample clip (brachial plexus, shared data)", [p.name for p in clips], index=None,

@@ -1,6 +1,5 @@
 """Compare models: one scan through every model of the group, large panels, agreement, ground truth."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -48,9 +47,7 @@ def panels(image, group, preds, truth) -> None:
                     line += " · " + app_demo.dice_caption(app_demo.truth_scores(pred.mask, truth, classes))
                 st.caption(line)
     if view.startswith("Errors"):
-        st.markdown(" ".join(f"<span style='color:#{r:02x}{g:02x}{b_:02x}'>■</span> {k}"
-                             for k, (r, g, b_) in viz.ERROR_COLOURS.items())
-                    + " (true positive, false positive: marked but not in the truth, false negative: missed)",
+        st.markdown(viz.error_legend_html() + " · false positive: marked but not in the truth; false negative: missed",
                     unsafe_allow_html=True)
     else:
         st.markdown(app_demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
@@ -110,7 +107,7 @@ ids = list(preds)
 cls_names = card.classes[1:]
 cls = st.radio("Structure", cls_names, horizontal=True, key="cmp_class") if len(cls_names) > 1 else cls_names[0]
 cid = card.classes.index(cls)
-matrix = np.array([[metrics.score(preds[a].mask, preds[b].mask, cid)["dice"] for b in ids] for a in ids])
+matrix = metrics.pairwise_dice([preds[i].mask for i in ids], cid)
 a, b = st.columns(2)
 with a:
     st.plotly_chart(viz.dice_matrix_figure([names[i] for i in ids], matrix), width="stretch")

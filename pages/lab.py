@@ -4,7 +4,7 @@ import streamlit as st
 
 import app_common as ac
 from nervseg import viz
-from nervseg.preprocess import Preprocess, PreprocessError
+from nervseg.preprocess import PARAMS, Preprocess, PreprocessError
 
 st.title("Preprocessing lab")
 card = ac.current_card()
@@ -17,35 +17,26 @@ st.info(f"**{card.name}** was trained with this preprocessing: **{own.describe()
         "every page until you reset: a what-if, since the model never saw such images in training.",
         icon=":material/science:")
 
-FIELDS = {  # key: (label, min, max, step, help)
-    "nlm_strength": ("Speckle reduction (non-local means h)", 0.0, 30.0, 1.0, "0 = off. Averages speckle texture, keeps edges."),
-    "median_kernel": ("Median filter kernel", 0, 15, 1, "0 or 1 = off; odd sizes only."),
-    "gaussian_sigma": ("Gaussian blur sigma (px)", 0.0, 5.0, 0.1, "0 = off."),
-    "clahe_clip": ("CLAHE clip limit", 0.0, 10.0, 0.1, "0 = off. Local contrast equalisation."),
-    "clahe_tile": ("CLAHE tiles per side", 2, 32, 1, "Used when CLAHE is on."),
-}
-
-
 def _store() -> None:
-    values = {k: st.session_state[f"lab_{k}"] for k in FIELDS}
-    if values["median_kernel"] > 1 and values["median_kernel"] % 2 == 0:
-        values["median_kernel"] += 1  # the slider moves by 1; the filter needs odd sizes
-        st.session_state["lab_median_kernel"] = values["median_kernel"]
+    values = {k: p.snap(st.session_state[f"lab_{k}"]) for k, p in PARAMS.items()}  # odd kernels stay odd
+    for k, v in values.items():
+        st.session_state[f"lab_{k}"] = v
     st.session_state["preprocess"] = values
 
 
 def _reset() -> None:
     st.session_state["preprocess"] = None
-    for k in FIELDS:
+    for k in PARAMS:
         st.session_state.pop(f"lab_{k}", None)
 
 
 active = (ac.current_preprocess() or own).to_dict()
 cols = st.columns(3) + st.columns(3)
-for col, (k, (label, lo, hi, step, hlp)) in zip(cols, FIELDS.items()):
+for col, (k, p) in zip(cols, PARAMS.items()):
     if f"lab_{k}" not in st.session_state:
-        st.session_state[f"lab_{k}"] = type(lo)(active[k])
-    col.slider(label, lo, hi, step=step, key=f"lab_{k}", help=hlp, on_change=_store)
+        st.session_state[f"lab_{k}"] = p.type(active[k])
+    col.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
+               on_change=_store)
 cols[-1].button("Reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
                 help="Back to the model's own preprocessing.",
                 disabled=st.session_state.get("preprocess") is None)

@@ -64,22 +64,7 @@ else:
         st.info("Upload several images with their masks, or a zip.", icon=":material/upload:")
         st.stop()
     try:
-        pairing = batch.Pairing([], [])
-        loose = []
-        for f in files:
-            if f.name.lower().endswith(".zip"):
-                p = batch.pair_zip(f.getvalue(), f.name)
-                pairing.pairs += p.pairs
-                pairing.unmatched += p.unmatched
-            else:
-                loose.append((f.name, f.getvalue()))
-        if loose:
-            p = batch.pair_files(loose)
-            pairing.pairs += p.pairs
-            pairing.unmatched += p.unmatched
-        if not pairing.pairs:
-            raise InputError("No image has a matching mask: name masks <image name>_mask.png (or .tif), "
-                             "or put them in a zip with images/ and masks/.")
+        pairing = batch.pair_uploads([(f.name, f.getvalue()) for f in files])
     except InputError as e:
         ac.show_input_error(e)
         st.stop()
@@ -118,9 +103,7 @@ def worst_cases(df, pairs) -> None:
         pred = predict(r["model"], pair, item.image)
         col.image(viz.error_map(item.image, pred.mask, item.mask, 1), width="stretch",
                   caption=f"{r['image']} · {names[r['model']]} · nerve Dice {r['dice']:.3f}")
-    st.markdown(" ".join(f"<span style='color:#{c[0]:02x}{c[1]:02x}{c[2]:02x}'>■</span> {k}"
-                         for k, c in viz.ERROR_COLOURS.items()) + " (true positive, false positive, false negative)",
-                unsafe_allow_html=True)
+    st.markdown(viz.error_legend_html(), unsafe_allow_html=True)
 
 
 def published(summary, image_names: list[str]) -> None:

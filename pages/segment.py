@@ -1,7 +1,5 @@
 """Segment: one scan through the chosen model; zoomable views, ground truth, presence, measurements."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
@@ -9,6 +7,7 @@ import app_common as ac
 import app_demo
 from nervseg import provenance, viz
 from nervseg.measure import measure
+from nervseg.report import report_json, scan_report
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
 FIGURE_WIDTH = 500  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
@@ -107,24 +106,20 @@ def details(card, pred, mask, truth, shape):
 
 def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores) -> None:
     image = picked.image.image
-    report = {
-        "image": picked.name, "image_sha256": picked.hash, "size_px": [image.shape[1], image.shape[0]],
-        "pixel_spacing_mm": spacing, "model": card.id, "model_weights_sha256": card.weights_sha256,
-        "preprocessing": ac.preprocess_dict() or {"model's own": card.preprocess},
-        "threshold": threshold, "inference_seconds": round(pred.seconds, 4),
-        "presence": [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
-                      "calibrated_probability": p.probability} for p in found],
-        "dice_vs_ground_truth": {k: v["dice"] for k, v in scores.items()} if scores else None,
-        "structures": [s.to_dict() for s in measure(mask, pred.classes, spacing)],
-        "note": ac.DISCLAIMER,
-    }
+    structures = measure(mask, pred.classes, spacing)
+    # the report schema is nervseg.report's; no mean probability posing as confidence, presence beside it
+    report = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
+                         pred.seconds, {}, structures, ac.DISCLAIMER)
+    report["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
+                           "calibrated_probability": p.probability} for p in found]
+    report["dice_vs_ground_truth"] = {k: v["dice"] for k, v in scores.items()} if scores else None
     stem = picked.name.rsplit(".", 1)[0]
     d1, d2, d3 = st.columns(3)
     d1.download_button("Mask", icon=":material/download:", data=viz.png_bytes(mask), file_name=f"{stem}_mask.png",
                        mime="image/png", width="stretch", help="Class ids: 0 background, 1 nerve, 2 vessel.")
     d2.download_button("Overlay", icon=":material/download:", data=viz.png_bytes(viz.overlay(image, mask, alpha)),
                        file_name=f"{stem}_overlay.png", mime="image/png", width="stretch", help="PNG, full size.")
-    d3.download_button("Report", icon=":material/download:", data=json.dumps(report, indent=2),
+    d3.download_button("Report", icon=":material/download:", data=report_json(report),
                        file_name=f"{stem}_report.json", mime="application/json", width="stretch",
                        help="JSON: model, settings, presence, Dice and measurements.")
 

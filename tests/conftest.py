@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 import nervseg
+from nervseg.random_cards import SMALL_SMP_KWARGS as RANDOM_SMP_KWARGS
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 RANDOM_SIZE = [64, 64]
-RANDOM_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [32, 16, 8, 8]}
-RANDOM_CLASSES = ["background", "nerve", "vessel"]
 
 
 @pytest.fixture(scope="session")
@@ -66,36 +65,16 @@ def fullres_pair(data_root) -> tuple[Path, Path]:
 
 def make_random_card(directory: Path, arch: str, classes: list[str] | None = None,
                      model_id: str | None = None, preprocess: dict | None = None):
-    """Write a random-weight card + safetensors for `arch` into `directory`; returns the card."""
-    import torch
+    """A random-weight card (64x64 input, small decoder) in `directory`, via nervseg.random_cards."""
+    from nervseg.random_cards import random_card
 
-    from nervseg.models import ARCHITECTURES, ModelCard, build, count_parameters, save_weights
+    return random_card(directory, arch, classes, model_id, tuple(RANDOM_SIZE), RANDOM_SMP_KWARGS, preprocess)
 
-    classes = classes or RANDOM_CLASSES
-    model_id = model_id or f"random-{arch}"
-    torch.manual_seed(0)
-    model = build(arch, len(classes), **RANDOM_SMP_KWARGS).eval()
-    weights = directory / f"{model_id}.safetensors"
-    sha, nbytes = save_weights(model, weights, dtype="float16")
-    card = ModelCard(
-        id=model_id,
-        name=f"{ARCHITECTURES[arch].display} (random weights, tests only)",
-        architecture=arch,
-        classes=list(classes),
-        encoder=ARCHITECTURES[arch].encoder,
-        smp_kwargs=dict(RANDOM_SMP_KWARGS),
-        input_size=list(RANDOM_SIZE),
-        preprocess=dict(preprocess or {}),
-        task="usgra" if len(classes) == 3 else "kaggle-bp",
-        weights_file=weights.name,
-        weights_sha256=sha,
-        weights_bytes=nbytes,
-        parameters=count_parameters(model),
-        notes="random weights",
-    )
-    card.path = str(directory / f"{model_id}.json")
-    card.save(Path(card.path))
-    return card
+
+@pytest.fixture(scope="session")
+def random_card_factory():
+    """make_random_card as a fixture: tests take it as an argument instead of importing conftest."""
+    return make_random_card
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +102,77 @@ def shipped_cards():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def _synthetic_scan(rng: np.random.Generator, h: int, w: int, classes: int, empty: bool = False):
+    """Speckle with bright blobs where the mask is set (no real data is copied)."""
+    img = rng.integers(20, 80, (h, w), dtype=np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    if not empty:
+        for c in range(1, classes):
+            top, left = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+            mask[top : top + h // 4, left : left + w // 4] = c
+            img[mask == c] = 150 + 40 * c
+    return img, mask
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    """A data root laid out like ../shared/data, with synthetic scans: usgra-seg (12 images, 3 classes),
+    kaggle-bp/images-256 (5 subjects x 3 frames, masks 0/255) and kaggle-bp/fullres (subjects 1, 2, half empty).
+    For the naming, pairing, split and training logic without the real data."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    rng = np.random.default_rng(0)
+    usgra = root / "usgra-seg"
+    (usgra / "images").mkdir(parents=True), (usgra / "masks").mkdir()
+    for i in range(12):
+        img, mask = _synthetic_scan(rng, 48, 56, 3)
+        cv2.imwrite(str(usgra / "images" / f"{i:04d}.png"), img)
+        cv2.imwrite(str(usgra / "masks" / f"{i:04d}.png"), mask)
+    small = root / "kaggle-bp" / "images-256"
+    (small / "images").mkdir(parents=True), (small / "masks").mkdir()
+    for subject in range(1, 6):
+        for frame in range(1, 4):
+            img, mask = _synthetic_scan(rng, 40, 56, 2)
+            cv2.imwrite(str(small / "images" / f"{subject}_{frame}.png"), img)
+            cv2.imwrite(str(small / "masks" / f"{subject}_{frame}_mask.png"), mask * 255)
+    full = root / "kaggle-bp" / "fullres"
+    full.mkdir()
+    for subject in (1, 2):
+        for frame in range(1, 5):
+            img, mask = _synthetic_scan(rng, 42, 58, 2, empty=frame % 2 == 0)
+            cv2.imwrite(str(full / f"{subject}_{frame}.tif"), img)
+            cv2.imwrite(str(full / f"{subject}_{frame}_mask.tif"), mask * 255)
+    return root
+
+
+@pytest.fixture
+def write_folds(tmp_path):
+    """write_folds(task, folds, excluded=(), groups=None) -> path of a fold file in the agreed format."""
+    import json
+
+    def write(task: str, folds: list[list[str]], excluded=(), groups: dict | None = None) -> Path:
+        path = tmp_path / f"{task}-folds.json"
+        path.write_text(json.dumps({"task": task, "k": len(folds), "grouping": "test grouping",
+                                    "excluded": list(excluded), "groups": groups or {}, "folds": folds}))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def make_zip():
+    """make_zip({name: bytes}) -> the bytes of a zip archive holding those files."""
+    import io
+    import zipfile
+
+    def build(entries: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in entries.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    return build

@@ -13,6 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+import app_pages
 import nervseg
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
@@ -21,8 +22,7 @@ import app_common as ac  # noqa: E402  (the app's own formatting rule)
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
-PAGES = ["pages/home.py", "pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py",
-         "pages/cine.py", "pages/models.py"]
+PAGES = [p.path for p in app_pages.PAGES]
 TIMEOUT = 300
 
 

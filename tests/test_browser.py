@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+import app_pages
 import nervseg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +33,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,1000"]
 WIDTHS = [1280, 1024]
-PAGES = [("home", "Home"), ("segment", "Segment"), ("compare", "Compare models"), ("lab", "Preprocessing lab"),
-         ("metrics", "Ground-truth metrics"), ("cine", "Cine"), ("models", "Models")]
+PAGES = [(p.slug, p.title) for p in app_pages.PAGES]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")]

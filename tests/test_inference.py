@@ -65,10 +65,8 @@ def test_preprocess_override_changes_input(seg, rng):
     assert np.abs(blurred.probs - base.probs).max() > 1e-3
 
 
-def test_card_preprocess_is_default(tmp_path, rng):
-    from conftest import make_random_card
-
-    make_random_card(tmp_path, "unet", model_id="with-clahe", preprocess={"clahe_clip": 3.0})
+def test_card_preprocess_is_default(tmp_path, rng, random_card_factory):
+    random_card_factory(tmp_path, "unet", model_id="with-clahe", preprocess={"clahe_clip": 3.0})
     s = load("with-clahe", models_dir=tmp_path, device="cpu")
     img = rng.integers(90, 140, (64, 64), dtype=np.uint8)
     default = s.predict(img)

@@ -128,3 +128,28 @@ def test_aggregate_single_and_empty():
     assert one.sd["dice"] == 0.0 and one.mean["dice"] == 1.0
     none = aggregate([])
     assert none.n_images == 0 and none.mean["dice"] is None and none.pooled == {}
+
+
+def test_dice_per_image_matches_score_under_the_empty_rule():
+    from nervseg.metrics import dice_per_image
+
+    rng = np.random.default_rng(0)
+    pred = rng.integers(0, 3, (5, 12, 12)).astype(np.uint8)
+    true = rng.integers(0, 3, (5, 12, 12)).astype(np.uint8)
+    pred[1], true[1] = 0, 0  # both empty: 1 for each class
+    true[2] = 0  # truth empty, prediction not: 0
+    d = dice_per_image(pred, true, 3)
+    assert d.shape == (5, 2)
+    expected = [[score(p, t, c)["dice"] for c in (1, 2)] for p, t in zip(pred, true)]
+    np.testing.assert_allclose(d, expected)
+    assert d[1].tolist() == [1.0, 1.0] and d[2].tolist() == [0.0, 0.0]
+
+
+def test_pairwise_dice_is_symmetric_with_a_unit_diagonal():
+    from nervseg.metrics import pairwise_dice
+
+    a, b, c = _square((10, 10), 2, 2, 4), _square((10, 10), 2, 4, 4), np.zeros((10, 10), np.uint8)
+    m = pairwise_dice([a, b, c])
+    np.testing.assert_allclose(m, [[1, 0.5, 0], [0.5, 1, 0], [0, 0, 1]])
+    assert pairwise_dice([a]).tolist() == [[1.0]]
+    assert pairwise_dice([c, c])[0, 1] == 1.0  # both empty: agreement

@@ -126,3 +126,48 @@ def test_order_and_real_image(kaggle_pair):
     assert out.shape == img.shape and out.dtype == np.uint8
     # the median (applied first) then CLAHE: same as doing it by hand in that order
     np.testing.assert_array_equal(out, apply(apply(img, Preprocess(median_kernel=5)), Preprocess(clahe_clip=2.0)))
+
+
+def test_the_registry_defines_fields_ranges_and_defaults():
+    from dataclasses import fields
+
+    from nervseg.preprocess import FILTERS, PARAMS
+
+    assert [f.name for f in fields(Preprocess)] == list(PARAMS)
+    assert set(PARAMS) == {"clahe_clip", "clahe_tile", "median_kernel", "gaussian_sigma", "nlm_strength"}
+    assert Preprocess().to_dict() == {k: p.default for k, p in PARAMS.items()}
+    for p in PARAMS.values():
+        assert isinstance(p.default, p.type) and p.min <= p.default <= p.max and p.label and p.help
+        for bad in (p.min - p.step, p.max + p.step):
+            with pytest.raises(PreprocessError, match=f"{p.name} must be between"):
+                Preprocess(**{p.name: p.type(bad)})
+    assert [f.key for f in FILTERS] == ["nlm", "median", "gaussian", "clahe"]  # the order they run in
+
+
+def test_each_filter_alone_is_described_and_applied_in_registry_order(rng):
+    from nervseg.preprocess import FILTERS
+
+    img = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    on = {"nlm_strength": 5.0, "median_kernel": 3, "gaussian_sigma": 1.0, "clahe_clip": 2.0}
+    for f in FILTERS:
+        switch = f.params[0].name
+        alone = Preprocess(**{switch: on[switch]})
+        assert not alone.is_identity and alone.describe() == f.summary.format(**alone.to_dict())
+        np.testing.assert_array_equal(apply(img, alone), f(img, alone.to_dict()))
+    everything = Preprocess(**on)
+    expected = img
+    for f in FILTERS:
+        expected = f(expected, everything.to_dict())
+    np.testing.assert_array_equal(apply(img, everything), expected)
+    assert everything.describe() == "NLM h=5, median 3, Gaussian σ=1, CLAHE clip=2 tiles=8"
+
+
+def test_odd_kernel_rule_and_snap():
+    from nervseg.preprocess import PARAMS
+
+    kernel = PARAMS["median_kernel"]
+    assert [kernel.snap(v) for v in (0, 1, 2, 3, 4)] == [0, 1, 3, 3, 5]
+    assert PARAMS["gaussian_sigma"].snap(0.4) == 0.4
+    assert Preprocess(median_kernel=1).is_identity  # 1 is the identity kernel
+    with pytest.raises(PreprocessError, match="median_kernel must be odd, got 2"):
+        Preprocess(median_kernel=2)

@@ -1,4 +1,4 @@
-"""nervseg.train: a real (tiny) training run whose loss falls and whose card loads."""
+"""nervseg.train: tiny real training runs on synthetic scans (each checks one thing), and its helpers."""
 
 from __future__ import annotations
 
@@ -9,63 +9,140 @@ from nervseg.inference import load
 from nervseg.models import sha256_file
 
 
-@pytest.mark.slow
-def test_short_training_run(data_root, tmp_path):
+def _train(tiny_data_root, tmp_path, *flags: str):
+    """One tiny CPU run on the synthetic data root (32x32 input); returns (card, models dir, runs dir)."""
     from nervseg.train import main
 
     out, runs = tmp_path / "models", tmp_path / "runs"
-    main([
-        "--arch", "unet", "--task", "usgra", "--limit", "8", "--size", "64", "64", "--epochs", "3",
-        "--batch-size", "4", "--augment", "none", "--threads", "2",
-        "--data", str(data_root), "--out", str(out), "--runs", str(runs),
-    ])
-    seg = load("usgra-unet", models_dir=out, device="cpu")
-    card = seg.card
+    argv = ["--size", "32", "32", "--batch-size", "4", "--augment", "none", "--threads", "1",
+            *flags, "--data", str(tiny_data_root), "--out", str(out), "--runs", str(runs)]
+    main(argv)
+    value = dict(zip(flags[::2], flags[1::2]))
+    model_id = value.get("--id", f"{value['--task']}-{value['--arch']}")
+    return load(model_id, models_dir=out, device="cpu").card, out, runs
+
+
+def test_short_run_writes_a_card_that_loads_and_predicts(tiny_data_root, tmp_path):
+    card, out, runs = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "usgra", "--epochs", "3")
     losses = card.curves["train_loss"]
-    assert card.curves["epoch"] == [1, 2, 3]
-    assert len(card.curves["val_dice_vessel"]) == 3 and card.training["selected_on"].endswith("nerve")
-    assert all(np.isfinite(losses))
-    assert losses[-1] < losses[0]
-    assert card.classes == ["background", "nerve", "vessel"]
-    assert card.input_size == [64, 64]
+    assert card.curves["epoch"] == [1, 2, 3] and len(card.curves["val_dice_vessel"]) == 3
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert card.training["selected_on"].endswith("nerve")
+    assert card.classes == ["background", "nerve", "vessel"] and card.input_size == [32, 32]
     assert card.weights_sha256 == sha256_file(out / card.weights_file)
     assert card.weights_bytes == (out / card.weights_file).stat().st_size
-    assert card.data["split"]["val_images"] > 0
-    assert "dice_mean" in card.validation["per_class"]["nerve"]
-    assert card.command.startswith("python -m nervseg.train --arch unet")
+    assert card.data["split"]["val_images"] == 2 and "dice_mean" in card.validation["per_class"]["nerve"]
+    assert card.command.startswith("python -m nervseg.train --size 32 32")
     assert (runs / "usgra-unet" / "last.pt").is_file()
-    # the trained card predicts through the one inference path
+    seg = load("usgra-unet", models_dir=out, device="cpu")  # through the one inference path
     img = np.random.default_rng(0).integers(0, 256, (90, 120), dtype=np.uint8)
     assert seg.predict(img).probs.shape == (3, 90, 120)
 
-    # a second stage continues from the first and records it
-    main([
-        "--arch", "unet", "--task", "usgra", "--limit", "8", "--size", "64", "64", "--epochs", "1",
-        "--batch-size", "4", "--augment", "strong", "--ema", "0.5", "--threads", "2", "--init-from", "usgra-unet",
-        "--loss", "image-dice-ce", "--select-on", "foreground", "--co-train", "kaggle-bp",
-        "--id", "usgra-unet-stage2", "--data", str(data_root), "--out", str(out), "--runs", str(runs),
-    ])
-    stage2 = load("usgra-unet-stage2", models_dir=out, device="cpu").card
-    assert stage2.training["initialisation"].endswith("tensors; all of them)")
-    assert stage2.training["earlier_stages"] == [
-        {"id": "usgra-unet", "command": card.command, "wall_minutes": card.training["wall_minutes"]}]
-    assert stage2.training["augmentation"] == "strong" and stage2.training["weight_ema_decay"] == 0.5
-    assert stage2.training["loss"].startswith("Dice per image")
-    assert stage2.training["selected_on"].endswith("foreground")
-    assert set(stage2.curves) >= {"val_dice_nerve", "val_dice_vessel"}
-    assert stage2.training["co_training"].startswith("8 kaggle-bp training-subject images")
-    assert "co_training" not in card.training
 
-    # with --ema the shipped weights are the average, not the last raw weights
+def test_the_card_holds_the_whole_recipe(tiny_data_root, tmp_path):
+    from dataclasses import asdict
+
+    from nervseg.train import parse_args
+
+    card, _, _ = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "kaggle-bp", "--epochs", "1",
+                        "--limit", "4")
+    from nervseg.train_card import RUN_ONLY
+
+    recipe = dict(card.recipe)
+    arch = recipe.pop("architecture")
+    assert arch["smp_class"] == card.smp_class and arch["smp_kwargs"] == card.smp_kwargs
+    rerun = asdict(parse_args(card.command.split()[3:]))
+    assert recipe == {**{k: v for k, v in rerun.items() if k not in RUN_ONLY}, "size": list(rerun["size"])}
+
+
+def test_recipes_of_two_architectures_differ_only_in_architecture():
+    from nervseg.train import parse_args
+    from nervseg.train_card import recipe
+
+    common = ["--task", "usgra", "--epochs", "3", "--split-file", "/x/splits/usgra-folds.json"]
+    a = recipe(parse_args(["--arch", "unet", "--init-from", "kaggle-bp-unet", "--out", "a", *common]))
+    b = recipe(parse_args(["--arch", "densenet", "--init-from", "kaggle-bp-densenet", "--out", "b", *common]))
+    assert a.pop("architecture") != b.pop("architecture")
+    assert a == b and a["init_from"] == "kaggle-bp-{arch}" and a["split_file"] == "splits/usgra-folds.json"
+
+
+def test_second_stage_records_its_origin_and_ships_the_average(tiny_data_root, tmp_path, random_card_factory):
     import torch
     from safetensors.torch import load_file
 
-    shipped = load_file(str(out / stage2.weights_file))
-    state = torch.load(runs / "usgra-unet-stage2" / "last.pt", weights_only=True)
+    from nervseg.random_cards import random_card
+    from nervseg.train_card import DEFAULT_SMP_KWARGS
+
+    (tmp_path / "models").mkdir()
+    first = random_card(tmp_path / "models", "unet", smp_kwargs=DEFAULT_SMP_KWARGS, model_id="stage1")
+    card, out, runs = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "usgra", "--epochs", "1",
+                             "--ema", "0.5", "--init-from", "stage1", "--loss", "image-dice-ce",
+                             "--select-on", "foreground", "--co-train", "kaggle-bp", "--id", "usgra-unet")
+    assert card.training["initialisation"].endswith("tensors; all of them)")
+    assert card.training["earlier_stages"] == [{"id": "stage1", "command": first.command, "wall_minutes": None}]
+    assert card.training["weight_ema_decay"] == 0.5 and card.training["loss"].startswith("Dice per image")
+    assert card.training["selected_on"].endswith("foreground")
+    assert card.training["co_training"].startswith("12 kaggle-bp training-subject images")
+    shipped = load_file(str(out / card.weights_file))
+    state = torch.load(runs / "usgra-unet" / "last.pt", weights_only=True)
     name = next(k for k in shipped if k.endswith("weight") and shipped[k].ndim == 4)
     averaged, raw = state["ema"][f"module.{name}"], state["model"][name]
     assert torch.allclose(shipped[name].float(), averaged.half().float())
     assert not torch.allclose(averaged, raw)
+
+
+def test_a_fold_run_ships_its_last_weights_never_the_best_on_the_fold(tiny_data_root, tmp_path, write_folds):
+    """Fairness: the fold validates (reported in the curves) but never picks the shipped epoch."""
+    import torch
+    from safetensors.torch import load_file
+
+    folds = [[f"{s}_{f}" for s in subjects for f in (1, 2, 3)] for subjects in ((1, 3), (2, 4, 5))]
+    path = write_folds("kaggle-bp", folds)
+    card, out, runs = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "kaggle-bp", "--epochs", "3",
+                             "--patience", "1", "--lr", "0.02", "--split-file", str(path), "--fold", "0")
+    assert card.curves["epoch"] == [1, 2, 3], "patience must not stop a fixed-budget fold run"
+    assert len(card.curves["val_dice_nerve"]) == 3 and card.training["best_epoch"] == 3
+    assert "never used to select" in card.training["selected_on"]
+    assert card.data["split"]["fold"] == 0 and card.data["split"]["val_stems"] == sorted(folds[0])
+    assert not (runs / "kaggle-bp-unet" / "best.safetensors").exists()
+    shipped = load_file(str(out / card.weights_file))
+    last = torch.load(runs / "kaggle-bp-unet" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(shipped[k], v.half()) for k, v in last.items() if v.is_floating_point())
+    assert card.postprocess["chosen_on"].endswith("(mean Dice over foreground classes, empty-on-empty = 1)")
+    assert card.postprocess["chosen_on"].startswith("4 full-resolution frames of training subjects")
+
+
+def test_a_final_run_trains_on_every_fold_without_validation(tiny_data_root, tmp_path, write_folds):
+    stems = [f"{i:04d}" for i in range(12)]
+    path = write_folds("usgra", [stems[1:6], stems[6:]], excluded=["0000"])
+    card, _, _ = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "usgra", "--epochs", "1",
+                        "--split-file", str(path))
+    assert card.data["split"]["train_images"] == 11 and card.data["split"]["val_images"] == 0
+    assert card.curves["val_dice_nerve"] == [] and card.validation["split"].startswith("none")
+
+
+def test_help_lists_every_config_field(capsys):
+    from dataclasses import fields
+
+    from nervseg.train import TrainConfig, parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0
+    assert all(f"--{f.name.replace('_', '-')}" in text for f in fields(TrainConfig))
+
+
+def test_shipped_commands_still_parse(shipped_cards):
+    import shlex
+
+    from nervseg.train import parse_args
+
+    for card in shipped_cards:
+        cfg = parse_args(shlex.split(card.command)[3:])
+        assert (cfg.arch, cfg.task) == (card.architecture, card.task)
+        for stage in card.training.get("earlier_stages", []):
+            assert parse_args(shlex.split(stage["command"])[3:]).arch == card.architecture
 
 
 def test_strong_augmentation_keeps_mask_classes_and_size():
@@ -118,17 +195,9 @@ def test_co_training_arrays_are_nerve_only_and_from_training_subjects(data_root)
         co_training_arrays("usgra", (64, 64), pp.Preprocess(), data_root)
 
 
-def test_train_help(capsys):
-    from nervseg.train import parse_args
-
-    with pytest.raises(SystemExit) as e:
-        parse_args(["--help"])
-    assert e.value.code == 0 and "--arch" in capsys.readouterr().out
-
-
 def test_co_training_batches_leave_batchnorm_running_statistics_alone():
     torch = pytest.importorskip("torch")
-    from nervseg.train import batchnorm_stats_frozen
+    from nervseg.train_loop import batchnorm_stats_frozen
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
     model.train()

@@ -1,5 +1,6 @@
-"""nervseg.video: clip loading and limits, temporal smoothing, overlay mp4, per-frame figures,
-benchmark, and box agreement (synthetic clips generated here; real bp-videos clips when present)."""
+"""nervseg.video (clip loading and limits, temporal smoothing, overlay mp4, per-frame figures),
+nervseg.bench.benchmark_clip, nervseg.boxes (box agreement) and nervseg.video_cli
+(synthetic clips generated here; real bp-videos clips when present)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import numpy as np
 import pytest
 
 import nervseg
-from nervseg import video
+from nervseg import boxes, video, video_cli
 from nervseg.io import Frames, InputError
-
-from conftest import make_random_card
 
 
 def make_clip(path: Path, n: int = 24, size_wh: tuple[int, int] = (96, 80), fps: float = 10.0) -> Path:
@@ -49,18 +48,18 @@ def clip_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def random_segmenter(tmp_path_factory):
+def random_segmenter(tmp_path_factory, random_card_factory):
     """A 2-class random-weight model (64x64 input): exercises the pipeline, not accuracy."""
     from nervseg.inference import Segmenter
     from nervseg.models import load_model
 
-    card = make_random_card(tmp_path_factory.mktemp("models"), "unet", ["background", "nerve"], "random-bp")
+    card = random_card_factory(tmp_path_factory.mktemp("models"), "unet", ["background", "nerve"], "random-bp")
     return Segmenter(card, load_model(card), device="cpu")
 
 
 @pytest.fixture(scope="module")
 def bp_clip() -> Path:
-    clips = video.sample_clips()
+    clips = boxes.sample_clips()
     if not clips:
         pytest.skip(f"bp-videos clips not found under {nervseg.data_root()}")
     return clips[0]
@@ -196,7 +195,9 @@ def test_encode_mp4_odd_size_pads_to_even():
 
 
 def test_benchmark_clip(clip_path, random_segmenter):
-    out = video.benchmark_clip(random_segmenter, clip_path, batch_size=8, max_frames=16)
+    from nervseg.bench import benchmark_clip
+
+    out = benchmark_clip(random_segmenter, clip_path, batch_size=8, max_frames=16)
     assert out["frames"] == 16 and out["resolution"] == "96x80"
     for label, bs in (("batched", 8), ("unbatched", 1)):
         r = out[label]
@@ -249,24 +250,24 @@ def test_read_boxes_and_agreement_synthetic():
         "",
         '{"2": {"tracker": "csrt", "bounding_boxes": "[[10, 10, 10, 10]]"}}',
     ]
-    boxes = video.read_boxes(lines)
-    assert boxes == {0: [(10, 10, 10, 10), (30, 30, 5, 5)], 1: [(10, 10, 10, 10)], 2: [(10, 10, 10, 10)]}
+    per_frame = boxes.read_boxes(lines)
+    assert per_frame == {0: [(10, 10, 10, 10), (30, 30, 5, 5)], 1: [(10, 10, 10, 10)], 2: [(10, 10, 10, 10)]}
     masks = np.zeros((3, 50, 50), np.uint8)
     masks[0, 12:17, 12:16] = 1  # 20 px inside box 1
     masks[0, 40:45, 40:46] = 1  # 30 px outside every box
     masks[2, 0:5, 0:4] = 1  # 20 px, outside; frame 1 has no prediction
-    a = video.box_agreement(masks, boxes)
+    a = boxes.box_agreement(masks, per_frame)
     assert a["annotated_frames"] == 3 and a["frames_with_prediction"] == 2
     assert a["inside_share"] == pytest.approx(20 / 70)
     assert a["frames_overlap_share"] == pytest.approx(1 / 3)
     assert a["inside_share_mean_per_frame"] == pytest.approx((20 / 50 + 0) / 2)
     assert a["box_covered_share"] == pytest.approx(20 / (125 + 100 + 100))
     with pytest.raises(InputError, match="line 1"):
-        video.read_boxes(['{"0": {"tracker": "human"}}'])
+        boxes.read_boxes(['{"0": {"tracker": "human"}}'])
 
 
 def test_boxes_mask_clips_to_frame():
-    m = video.boxes_mask((20, 30), [(-5, -5, 10, 10), (25, 15, 10, 10)])
+    m = boxes.boxes_mask((20, 30), [(-5, -5, 10, 10), (25, 15, 10, 10)])
     assert m.sum() == 25 + 25
     assert m[0, 0] and m[19, 29] and not m[10, 10]
 
@@ -276,10 +277,10 @@ def test_boxes_mask_clips_to_frame():
 
 def test_real_clip_boxes_match_frames(bp_clip):
     frames = video.load_clip(bp_clip)
-    boxes = video.read_boxes(bp_clip.with_suffix(".txt"))
+    per_frame = boxes.read_boxes(bp_clip.with_suffix(".txt"))
     n, h, w = frames.frames.shape
-    assert sorted(boxes) == list(range(n))  # one annotation per frame, numbered from 0
-    for bs in boxes.values():
+    assert sorted(per_frame) == list(range(n))  # one annotation per frame, numbered from 0
+    for bs in per_frame.values():
         for x, y, bw, bh in bs:
             assert 0 <= x < w and 0 <= y < h and bw > 0 and bh > 0
 
@@ -298,8 +299,8 @@ def test_real_clip_with_shipped_model(bp_clip, bp_segmenter):
     assert decode_count(res.video_mp4) == (16, full.frames.shape[2], full.frames.shape[1])
     areas = [int((m == 1).sum()) for m in res.masks]
     assert [r["nerve_area_px"] for r in res.stats] == areas
-    boxes = video.read_boxes(bp_clip.with_suffix(".txt"))
-    a = video.box_agreement(res.masks, boxes)
+    per_frame = boxes.read_boxes(bp_clip.with_suffix(".txt"))
+    a = boxes.box_agreement(res.masks, per_frame)
     assert a["annotated_frames"] == 16
     assert a["frames_with_prediction"] == sum(x > 0 for x in areas)
     if a["frames_with_prediction"]:
@@ -308,21 +309,21 @@ def test_real_clip_with_shipped_model(bp_clip, bp_segmenter):
         assert np.isnan(a["inside_share"]) and a["frames_overlap_share"] == 0.0
 
 
-def test_agreement_cli(tmp_path, clip_path, monkeypatch, capsys):
+def test_agreement_cli(tmp_path, clip_path, monkeypatch, capsys, random_card_factory):
     """`python -m nervseg.video agreement` over every kaggle-bp card, figures printed and saved."""
     import json
 
     models = tmp_path / "models"
     models.mkdir()
-    make_random_card(models, "unet", ["background", "nerve"], "random-bp")
-    make_random_card(models, "unet", ["background", "nerve", "vessel"], "random-usgra")  # not brachial plexus
+    random_card_factory(models, "unet", ["background", "nerve"], "random-bp")
+    random_card_factory(models, "unet", ["background", "nerve", "vessel"], "random-usgra")  # not brachial plexus
     monkeypatch.setenv("NERVSEG_MODELS", str(models))
     clip = tmp_path / "c.mp4"
     clip.write_bytes(clip_path.read_bytes())
     lines = [json.dumps({str(i): {"tracker": "csrt", "bounding_boxes": "[[20, 20, 40, 40]]"}}) for i in range(24)]
     clip.with_suffix(".txt").write_text("\n".join(lines) + "\n")
     out_json = tmp_path / "agreement.json"
-    assert video.main(["agreement", str(clip), "--json", str(out_json)]) == 0
+    assert video_cli.main(["agreement", str(clip), "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
     assert "random-bp" in printed and "random-usgra" not in printed
     (result,) = json.loads(out_json.read_text())

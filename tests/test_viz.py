@@ -158,3 +158,12 @@ def test_letterbox_keeps_aspect_on_black():
     box = viz.letterbox(img, (100, 100))
     assert box.shape == (100, 100)
     assert (box[25:75] == 200).all() and (box[:25] == 0).all() and (box[75:] == 0).all()
+def test_timeline_figure_plots_area_and_confidence_per_frame():
+    from nervseg.viz import timeline_figure
+
+    stats = [{"time_s": i / 10, "nerve_area_px": 100 + i, "nerve_confidence": 0.5} for i in range(5)]
+    fig = timeline_figure(stats, "nerve", current=2)
+    area, conf = fig.data
+    assert list(area.y) == [100, 101, 102, 103, 104] and list(conf.y) == [0.5] * 5
+    assert list(area.x) == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert fig.layout.shapes[0].x0 == 0.2  # the current frame's marker
