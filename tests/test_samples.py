@@ -148,3 +148,20 @@ def test_bundled_list_missing_or_broken(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(samples.SampleError, match="cannot be read"):
         samples.bundled(bad)
+
+
+def test_no_bundled_sample_has_a_near_duplicate_among_training_images(data_root):
+    """usgra-seg has near-duplicate frames: a sample whose near-copy was trained on would flatter the models."""
+    import json
+
+    from nervseg import folds
+    from nervseg.models import available
+
+    stems, vectors = folds.usgra_vectors(data_root)
+    groups = folds.similarity_groups(vectors, stems)
+    for card in [c for c in available() if c.task == "usgra"]:
+        val = set(card.data["split"]["val_stems"])
+        for s in samples.bundled_stems():
+            mates = [t for t in stems if groups[t] == groups[s] and t != s and t not in val]
+            assert not mates, f"{s} is a near-duplicate of training images {mates} of {card.id}"
+    assert json.loads(samples.BUNDLED.read_text())["stems"] == samples.bundled_stems()
