@@ -200,6 +200,13 @@ def _check(slug: str, width: int, report: dict) -> None:
         assert v["overflow"] <= 1, f"{where}: {v['kind']} overflows its container by {v['overflow']} px"
 
 
+def _wait_for(cdp: CDP, condition: str, seconds: float) -> None:
+    """Poll a JS condition (e.g. a chart painted after the script finished) up to `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not cdp.js(condition):
+        time.sleep(0.5)
+
+
 def _click_text(cdp: CDP, selector: str, text: str) -> bool:
     return cdp.js(f"""(() => {{const b = [...document.querySelectorAll({json.dumps(selector)})]
         .find(e => e.innerText.trim().endsWith({json.dumps(text)})); if (b) b.click(); return !!b;}})()""")
@@ -228,6 +235,8 @@ def test_every_page_in_headless_chromium(app_url, browser, width):
                 assert slug == "cine", f"no sidebar link to {slug}"
                 continue
         browser.wait_idle()
+        if slug == "segment" and has_models and sample is not None:
+            _wait_for(browser, "document.querySelectorAll('.js-plotly-plot').length > 0", 60)
         time.sleep(1.5)  # let images and charts paint
         browser.screenshot(SCREENS / f"{slug}-{width}.png")
         report = _page_report(browser)
