@@ -20,6 +20,7 @@ import numpy as np
 import streamlit as st
 
 from nervseg import models as nmodels
+from nervseg import provenance
 from nervseg import samples as nsamples
 from nervseg.budget import ByteBudget, nbytes_of
 from nervseg.inference import Prediction, Segmenter, load
@@ -110,10 +111,9 @@ def get_segmenter(model_id: str) -> Segmenter:
 
 
 def default_model_id(all_cards: list[ModelCard]) -> str | None:
-    """The card with the best validation nerve Dice (the first card if none records it)."""
-    if not all_cards:
-        return None
-    return max(all_cards, key=lambda c: (c.validation_dice("nerve") or -1.0)).id
+    """The opening model: the most structures found, then the best validation nerve Dice."""
+    card = provenance.default_card(all_cards)
+    return card.id if card else None
 
 
 def current_model_id() -> str | None:
@@ -213,9 +213,11 @@ class Picked:
     mask_name: str | None = None
 
 
-def _set_current(name: str, data: bytes, mask_name: str | None = None, mask: bytes | None = None) -> None:
+def _set_current(name: str, data: bytes, mask_name: str | None = None, mask: bytes | None = None,
+                 source: str | None = None) -> None:
     st.session_state["current_image"] = {
         "name": name, "data": data, "hash": image_hash(data), "mask_name": mask_name, "mask": mask,
+        "source": source,
     }
 
 
@@ -247,6 +249,9 @@ def image_picker(page: str) -> Picked | None:
             key=f"{page}_upload", on_change=_on_upload, args=(f"{page}_upload",),
         )
     with sample:
+        import app_demo
+
+        app_demo.bundled_picker(page)
         titles = _local_sample_titles()
         if titles:
             st.selectbox("…or pick a sample from the shared data", titles, index=None,
@@ -256,7 +261,9 @@ def image_picker(page: str) -> Picked | None:
     picked = current_picked()
     if picked is not None:
         h, w = picked.image.image.shape
+        source = (st.session_state.get("current_image") or {}).get("source")
         st.caption(f"Working on **{md_escape(picked.name)}** ({w}×{h} px, {picked.image.format}"
+                   + (f"; {source}" if source else "")
                    + (", with its ground-truth mask" if picked.mask is not None else "")
                    + "); it stays selected on the other pages.")
     return picked
@@ -348,12 +355,12 @@ def legend_html(classes: list[str]) -> str:
 
 
 def fmt(v, digits: int = 3) -> str:
-    """A metric for display: None -> '–', inf -> '∞'."""
+    """A metric for display: None or NaN -> '—', inf -> '∞'."""
     if v is None:
-        return "–"
+        return "—"
     if isinstance(v, float):
         if v != v:
-            return "–"
+            return "—"
         if v == float("inf"):
             return "∞"
         return f"{v:.{digits}f}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 import app_common as ac
+import app_demo
 from app_pages import PAGES
 
 st.set_page_config(page_title="nervseg · ultrasound nerve segmentation", page_icon=":material/neurology:", layout="wide")
@@ -28,15 +29,11 @@ def sidebar() -> None:
         if not cards:
             st.warning("No trained models yet.")
         else:
-            labels = {c.id: f"{c.name}" for c in cards}
-            if st.session_state.get("model_id") not in labels:
-                st.session_state["model_id"] = ac.default_model_id(cards)
-            st.selectbox("Model", list(labels), format_func=labels.get, key="model_id",
-                         help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its task.")
+            app_demo.model_picker(cards)
             card = ac.current_card()
             if card is not None:
                 dice = card.validation_dice("nerve")
-                st.caption(f"{card.arch_display} · {card.task} · classes: {', '.join(card.classes[1:])}"
+                st.caption(f"**{card.name}** · classes: {', '.join(card.classes[1:])}"
                            + (f" · validation nerve Dice {dice:.3f}" if dice is not None else ""))
                 st.page_link("pages/models.py", label="Model card", icon=":material/description:")
             st.markdown(f"**Preprocessing:** {ac.preprocess_summary(card)}")

@@ -1,5 +1,8 @@
-"""Sample scans: public images downloaded on request, and local shared-data pairs.
+"""Sample scans: bundled demo pairs, public images downloaded on request, local shared-data pairs.
 
+`sample_images/samples.json` lists the usgra-seg image/mask pairs shipped in the
+repository (unchanged CC-BY copies, see sample_images/ATTRIBUTION.md); `bundled()`
+reads it and `bundled_stems()` gives the stems training must leave out.
 `sample_images/manifest.json` lists public CC-BY scans (name, URL, licence,
 attribution, sha256). `fetch` downloads one into the git-ignored cache
 `sample_images/cache/` and checks its sha256; nothing is downloaded unless asked.
@@ -21,6 +24,7 @@ from typing import Callable
 from . import PROJECT_ROOT, data_root
 
 MANIFEST = PROJECT_ROOT / "sample_images" / "manifest.json"
+BUNDLED = PROJECT_ROOT / "sample_images" / "samples.json"
 Progress = Callable[[int, int], None]  # (bytes done, bytes total; 0 when unknown)
 
 
@@ -55,6 +59,58 @@ class LocalSample:
     image: Path
     mask: Path | None
     licence: str
+
+
+@dataclass(frozen=True)
+class BundledSample:
+    """One demo image/mask pair shipped in sample_images/ (listed in samples.json)."""
+
+    stem: str
+    title: str
+    image: Path
+    mask: Path
+    image_sha256: str
+    size_px: tuple[int, int]  # (width, height)
+    structures: tuple[str, ...]
+    description: str
+    region: str | None
+    dataset: str
+    licence: str
+    attribution: str
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SampleError(f"sample list {path.name} cannot be read: {e}") from None
+
+
+def bundled(path: Path | None = None) -> list[BundledSample]:
+    """The demo pairs listed in samples.json whose files are present ([] when the list is absent)."""
+    path = Path(path) if path else BUNDLED
+    if not path.is_file():
+        return []
+    d = _read_json(path)
+    out = []
+    for s in d.get("samples", []):
+        image, mask = path.parent / s["image"], path.parent / s["mask"]
+        if not (image.is_file() and mask.is_file()):
+            continue
+        region = s.get("region")
+        title = f"{d.get('dataset', 'sample')} {s['stem']}" + (f" · {region}" if region else "")
+        out.append(BundledSample(
+            s["stem"], title, image, mask, s.get("image_sha256", ""), tuple(s.get("size_px", (0, 0))),
+            tuple(s.get("structures", ())), s.get("description", ""), region, d.get("dataset", ""),
+            d.get("licence", ""), d.get("attribution", ""),
+        ))
+    return out
+
+
+def bundled_stems(path: Path | None = None) -> list[str]:
+    """The stems of the bundled samples (training leaves them out of every fold)."""
+    path = Path(path) if path else BUNDLED
+    return list(_read_json(path).get("stems", [])) if path.is_file() else []
 
 
 def manifest(path: Path | None = None) -> list[Sample]:

@@ -9,6 +9,8 @@ import numpy as np
 CLASS_COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 200, 0), 2: (230, 40, 120)}
 CLASS_LABELS: dict[int, str] = {1: "nerve", 2: "vessel"}
 ERROR_COLOURS = {"TP": (40, 200, 80), "FP": (230, 60, 200), "FN": (40, 160, 255)}
+# Ground-truth outlines, drawn over a prediction: light tones distinct from the class tints.
+TRUTH_COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 255, 255), 2: (0, 230, 255)}
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -34,6 +36,17 @@ def contours(image: np.ndarray, mask: np.ndarray, thickness: int = 2, colours=No
         found, _ = cv2.findContours((mask == cid).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(rgb, found, -1, tuple(int(c) for c in colour), thickness)
     return rgb
+
+
+def truth_outline(rgb: np.ndarray, truth: np.ndarray, thickness: int = 2) -> np.ndarray:
+    """Ground-truth outlines (TRUTH_COLOURS) drawn over an RGB view of the same size."""
+    return contours(rgb, truth, thickness, TRUTH_COLOURS)
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel uncertainty of (C, H, W) probabilities: entropy / log C, 0 = certain, 1 = uniform."""
+    p = np.clip(probs.astype(np.float32), 1e-7, 1.0)
+    return (-(p * np.log(p)).sum(axis=0) / np.log(max(2, probs.shape[0]))).astype(np.float32)
 
 
 def heatmap(image: np.ndarray, prob: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -69,6 +82,21 @@ def legend(classes: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
+    """A copy of `rgb` with a small legend (colour chip + class name) in its bottom-left corner."""
+    out = np.ascontiguousarray(rgb.copy())
+    h, w = out.shape[:2]
+    scale = max(0.4, min(1.0, w / 900))
+    size = max(8, int(16 * scale))
+    x, y = 8, h - 8
+    for name, colour in reversed([(n, CLASS_COLOURS[c]) for c, n in enumerate(classes) if c in CLASS_COLOURS]):
+        (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
+        cv2.rectangle(out, (x - 4, y - size - 4), (x + size + tw + 10, y + 4), (0, 0, 0), -1)
+        cv2.rectangle(out, (x, y - size), (x + size, y), colour, -1)
+        cv2.putText(out, name, (x + size + 6, y - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        y -= size + 10
+    return out
 def error_legend_html() -> str:
     """HTML key to error_map's colours (for st.markdown with unsafe_allow_html)."""
     chips = " ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {k}" for k, (r, g, b) in ERROR_COLOURS.items())
@@ -101,16 +129,76 @@ def png_bytes(array: np.ndarray) -> bytes:
 # ---------------------------------------------------------------- plotly charts
 
 
-def histogram_figure(images: dict[str, np.ndarray]):
-    """Grey-level histograms of several images on one plotly chart."""
+def histogram_figure(images: dict[str, np.ndarray], skip_black: bool = False, log: bool = False):
+    """Grey-level histograms of several images on one plotly chart.
+
+    `skip_black` leaves out level 0, the black border around the scan sector, whose
+    spike would flatten the tissue's curve; `log` puts the counts on a log scale.
+    """
     import plotly.graph_objects as go
 
+    start = 1 if skip_black else 0
     fig = go.Figure()
     for name, img in images.items():
-        counts = np.bincount(img.ravel(), minlength=256)
-        fig.add_trace(go.Scatter(x=np.arange(256), y=counts, mode="lines", name=name))
-    fig.update_layout(xaxis_title="grey level", yaxis_title="pixels", height=260, margin=dict(l=10, r=10, t=10, b=10))
+        counts = np.bincount(img.ravel(), minlength=256)[start:]
+        fig.add_trace(go.Scatter(x=np.arange(start, 256), y=counts, mode="lines", name=name))
+    fig.update_layout(xaxis_title="grey level" + (" (0, the black border, left out)" if skip_black else ""),
+                      yaxis_title="pixels", height=300, margin=dict(l=10, r=10, t=10, b=10))
+    if log:
+        fig.update_yaxes(type="log")
     return fig
+
+
+def fit_width(rgb: np.ndarray, max_width: int) -> np.ndarray:
+    """Downscale (area interpolation) so the width is at most `max_width`: send no more than is shown."""
+    h, w = rgb.shape[:2]
+    if w <= max_width:
+        return rgb
+    return cv2.resize(rgb, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA)
+
+
+def letterbox(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """`image` scaled to fit `size_wh` (aspect kept), centred on black: same-size gallery tiles."""
+    w, h = size_wh
+    ih, iw = image.shape[:2]
+    scale = min(w / iw, h / ih)
+    small = cv2.resize(image, (max(1, round(iw * scale)), max(1, round(ih * scale))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((h, w) + image.shape[2:], image.dtype)
+    y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return out
+
+
+def image_figure(rgb: np.ndarray, max_width: int = 900, height: int | None = None,
+                 colour_scale: tuple[str, str] | None = None, hover: str = "x %{x}, y %{y}"):
+    """A zoomable plotly view of an RGB (or grey) image, sent as PNG, at most `max_width` wide.
+
+    Pixel coordinates stay those of the full image (axis scaled), so a hover reads the
+    original position. `colour_scale` = (plotly scale name, title) adds a 0..1 colour bar
+    for a heatmap already blended into the image.
+    """
+    import plotly.graph_objects as go
+
+    h, w = rgb.shape[:2]
+    small = fit_width(to_rgb(rgb) if rgb.ndim == 2 else rgb, max_width)
+    sx = w / small.shape[1]
+    fig = go.Figure(go.Image(source=_data_url(small), x0=0, dx=sx, y0=0, dy=sx, hovertemplate=hover + "<extra></extra>"))
+    if colour_scale:
+        name, title = colour_scale
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                                 marker=dict(colorscale=name, cmin=0, cmax=1, color=[0], showscale=True,
+                                             colorbar=dict(title=dict(text=title, side="right"), thickness=14))))
+    fig.update_xaxes(visible=False, range=[0, w], constrain="domain")
+    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain", constraintoward="top")
+    fig.update_layout(height=height or int(min(760, 720 * h / w)), margin=dict(l=0, r=0, t=0, b=0),
+                      dragmode="pan", plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def _data_url(rgb: np.ndarray) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode()
 
 
 def curves_figure(curves: dict):
@@ -127,7 +215,8 @@ def curves_figure(curves: dict):
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=True)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
 
 

@@ -1,8 +1,9 @@
 """Cine page: segment an ultrasound clip frame by frame, play the overlay back, scrub frames.
 
-UI only: the clip is decoded, segmented, smoothed and encoded by `nervseg.video`;
-the processed result is kept in st.session_state keyed by clip hash + model +
-smoothing + preprocessing, so scrubbing and downloads never recompute.
+UI only: the clip is decoded by `nervseg.video`, segmented once by `nervseg.cine_view`
+(probabilities kept at model resolution, keyed by clip hash + model + preprocessing), and
+rendered at the chosen smoothing from those (keyed by + smoothing): a new smoothing
+re-renders in seconds without the model, and scrubbing (a fragment) touches neither.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from pathlib import Path
 import streamlit as st
 
 import app_common as ac
-from nervseg import video
+from nervseg import boxes, cine_view, video, viz
 
 VIDEO_TYPES = ["mp4", "avi", "mov", "dcm", "dicom"]
 CLIP_KEY = "cine_clip"  # {"name", "data", "hash"} of the clip being worked on
 FRAMES_KEY = "cine_frames"  # (hash, Frames, decode seconds) of the decoded clip
-RESULTS_KEY = "cine_results"  # {result key: ClipResult}, the latest few
-MAX_RESULTS = 2  # each result holds every frame and mask in memory
+RAW_KEY = "cine_raw"  # {segmentation key: RawClip}, the latest few
+RESULTS_KEY = "cine_results"  # {segmentation key|smoothing: ClipResult}, the latest few
+MAX_RESULTS = 2  # each holds every frame (and mask) in memory
 
 
 def _set_clip(name: str, data: bytes) -> None:
@@ -36,7 +38,7 @@ def _on_upload() -> None:
 
 def _on_sample() -> None:
     name = st.session_state.get("cine_sample")
-    path = next((p for p in video.sample_clips() if p.name == name), None)
+    path = next((p for p in boxes.sample_clips() if p.name == name), None)
     if path is not None:
         _set_clip(path.name, path.read_bytes())
 
@@ -55,14 +57,15 @@ def _decoded(clip: dict):
     return frames, seconds
 
 
-def _store(key: str, result) -> None:
-    results = st.session_state.setdefault(RESULTS_KEY, {})
-    results[key] = result
-    while len(results) > MAX_RESULTS:
-        results.pop(next(iter(results)))
+def _store(store: str, key: str, value) -> None:
+    items = st.session_state.setdefault(store, {})
+    items[key] = value
+    while len(items) > MAX_RESULTS:
+        items.pop(next(iter(items)))
 
 
-def _process(frames, decode_s: float, card, smoothing: float, preprocess):
+def _segment(frames, decode_s: float, card, preprocess):
+    """The model over every frame, once per clip + model + preprocessing (progress bar with ETA)."""
     seg = ac.get_segmenter(card.id)
     bar = st.progress(0.0, text="Segmenting frames…")
     t0 = time.perf_counter()
@@ -72,10 +75,35 @@ def _process(frames, decode_s: float, card, smoothing: float, preprocess):
         eta = f" · about {left:.0f} s left" if left is not None else ""
         bar.progress(done / total, text=f"Frame {done} of {total}{eta}")
 
-    result = video.process_clip(seg, frames, smoothing=smoothing, preprocess=preprocess, progress=progress)
-    result.seconds["decode"] = decode_s
-    bar.progress(1.0, text=f"Done: {result.n_frames} frames in {time.perf_counter() - t0:.1f} s")
-    return result
+    raw = cine_view.segment_clip(seg, frames, preprocess=preprocess, progress=progress)
+    raw.seconds["decode"] = decode_s
+    bar.progress(1.0, text=f"Segmented {raw.n_frames} frames in {time.perf_counter() - t0:.1f} s")
+    return raw
+
+
+def _rendered(raw_key: str, smoothing: float):
+    """The clip at this smoothing, rendered from the stored probabilities (no model call)."""
+    key = f"{raw_key}|{smoothing:.2f}"
+    results = st.session_state.setdefault(RESULTS_KEY, {})
+    if key not in results:
+        with st.spinner(f"Smoothing {smoothing:.2f}: rendering masks and video…"):
+            _store(RESULTS_KEY, key, cine_view.render(st.session_state[RAW_KEY][raw_key], smoothing))
+    return st.session_state[RESULTS_KEY][key]
+
+
+@st.fragment
+def scrubber(result, structure: str) -> None:
+    """Frame slider, the frame and its figures: re-runs alone, so the player keeps playing."""
+    # a one-frame clip is a still: a slider needs min < max
+    i = st.slider("Frame", 0, result.n_frames - 1, 0, key="cine_frame") if result.n_frames > 1 else 0
+    row = result.stats[i]
+    st.image(result.overlay_frame(i), caption=f"Frame {i} · {row['time_s']:.2f} s", width="stretch")
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"{structure} area", f"{row[f'{structure}_area_px']} px")
+    m2.metric(f"{structure} confidence", ac.fmt(row[f"{structure}_confidence"], 2),
+              help="Mean probability over the marked pixels (not a calibrated presence probability).")
+    m3.metric(f"{structure} parts", row[f"{structure}_components"])
+    st.plotly_chart(viz.timeline_figure(result.stats, structure, current=i), key="cine_timeline", width="stretch")
 
 
 st.title("Cine loops")
@@ -96,7 +124,7 @@ with up:
         on_change=_on_upload,
     )
 with sample:
-    clips = video.sample_clips()
+    clips = boxes.sample_clips()
     if clips:
         st.selectbox(
             "…or pick a sample clip (brachial plexus, shared data)", [p.name for p in clips], index=None,
@@ -133,48 +161,45 @@ with right:
 
 preprocess = ac.current_preprocess()
 pre_key = json.dumps(preprocess.to_dict(), sort_keys=True) if preprocess is not None else ""
-key = f"{clip['hash']}|{card.id}|{card.weights_sha256}|{smoothing:.2f}|{pre_key}"
-results = st.session_state.get(RESULTS_KEY, {})
+raw_key = f"{clip['hash']}|{card.id}|{card.weights_sha256}|{pre_key}"
+raws = st.session_state.get(RAW_KEY, {})
 
-if st.button("Process clip", type="primary", icon=":material/play_arrow:", disabled=key in results):
+if st.button("Process clip", type="primary", icon=":material/play_arrow:", disabled=raw_key in raws,
+             help="Runs the model over every frame once; smoothing and scrubbing then reuse the result."):
     try:
-        _store(key, _process(frames, decode_s, card, smoothing, preprocess))
+        _store(RAW_KEY, raw_key, _segment(frames, decode_s, card, preprocess))
     except ac.USER_ERRORS as e:
         ac.show_input_error(e)
         st.stop()
-    results = st.session_state[RESULTS_KEY]
+    raws = st.session_state[RAW_KEY]
 
-result = results.get(key)
-if result is None:
-    st.info("Press **Process clip** to segment every frame with these settings.", icon=":material/info:")
+if raw_key not in raws:
+    st.info("Press **Process clip** to segment every frame with this model.", icon=":material/info:")
+    st.stop()
+try:
+    result = _rendered(raw_key, smoothing)
+except video.VideoEncodeError as e:
+    ac.show_input_error(e)
     st.stop()
 
 structure = "nerve" if "nerve" in result.classes else result.classes[-1]
+player, scrub = st.columns(2)
+with player:
+    if result.video_mp4:
+        st.video(result.video_mp4, format="video/mp4", loop=True)
+    st.markdown(ac.legend_html(result.classes), unsafe_allow_html=True)
+    stem = Path(result.name).stem
+    d1, d2 = st.columns(2)
+    if result.video_mp4:
+        d1.download_button("Overlay video (mp4)", result.video_mp4, f"{stem}-{result.model_id}-overlay.mp4",
+                           "video/mp4", icon=":material/download:", help="With the legend burned in.")
+    d2.download_button("Per-frame figures (CSV)", result.csv_bytes(), f"{stem}-{result.model_id}-frames.csv",
+                       "text/csv", icon=":material/download:")
+with scrub:
+    scrubber(result, structure)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Frames", result.n_frames)
 c2.metric("Achieved frames/s", f"{result.achieved_fps:.1f}",
           help="End to end on this machine: decode + predict + smoothing + overlay + video encoding.")
 c3.metric("Clip frames/s", f"{result.fps:g}")
 c4.metric("Processing time", f"{result.processing_seconds:.1f} s")
-
-if result.video_mp4:
-    st.video(result.video_mp4, format="video/mp4", loop=True)
-
-i = st.slider("Frame", 0, result.n_frames - 1, 0, key="cine_frame") if result.n_frames > 1 else 0
-row = result.stats[i]
-st.image(result.overlay_frame(i), caption=f"Frame {i} · {row['time_s']:.2f} s", width="content")
-st.markdown(ac.legend_html(result.classes), unsafe_allow_html=True)
-m1, m2, m3 = st.columns(3)
-m1.metric(f"{structure} area", f"{row[f'{structure}_area_px']} px")
-m2.metric(f"{structure} confidence", ac.fmt(row[f"{structure}_confidence"], 2))
-m3.metric(f"{structure} components", row[f"{structure}_components"])
-
-st.plotly_chart(video.timeline_figure(result.stats, structure, current=i), key="cine_timeline")
-
-stem = Path(result.name).stem
-d1, d2 = st.columns(2)
-if result.video_mp4:
-    d1.download_button("Download overlay video (mp4)", result.video_mp4, f"{stem}-{result.model_id}-overlay.mp4",
-                       "video/mp4", icon=":material/download:")
-d2.download_button("Download per-frame figures (CSV)", result.csv_bytes(), f"{stem}-{result.model_id}-frames.csv",
-                   "text/csv", icon=":material/download:")

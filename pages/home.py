@@ -1,43 +1,63 @@
-"""Home: what the tool does, which models exist, how to start."""
+"""Home: a gallery of bundled scans (one click opens one segmented on Segment), then the models."""
 
 import pandas as pd
 import streamlit as st
 
 import app_common as ac
+import app_demo
+from nervseg import provenance
+
+GALLERY_COLUMNS = 4
 
 st.title("Nerve and vessel segmentation in ultrasound")
 st.markdown(
-    "- Finds **nerves** (and, for the usgra-seg models, **blood vessels**) in regional-anaesthesia ultrasound scans.\n"
-    "- Shows where each structure is, how sure the model is, and its size and depth.\n"
-    "- Compares U-Net, DenseNet and SK-U-Net, tunes preprocessing, and scores models against ground-truth masks."
+    "Finds **nerves** and **blood vessels** in regional-anaesthesia ultrasound scans, shows how sure the model "
+    "is and how far it is from an expert's outline. " + ac.DISCLAIMER
 )
-st.warning(ac.DISCLAIMER, icon=":material/warning:")
+
+samples = app_demo.bundled_samples()
+if samples:
+    st.subheader("Try a scan")
+    st.caption(
+        f"{len(samples)} usgra-seg scans with the expert's nerve and vessel outlines, bundled with the app "
+        f"(CC-BY 4.0, Timm Kandaouroff; unchanged). None was used to train the shipped models. "
+        + (f"Opens on **Segment** with {ac.current_card().name}." if ac.current_card() else "")
+    )
+    for start in range(0, len(samples), GALLERY_COLUMNS):
+        cols = st.columns(GALLERY_COLUMNS)
+        for col, s in zip(cols, samples[start:start + GALLERY_COLUMNS]):
+            with col:
+                st.image(app_demo.sample_thumbnail(s.stem), width="stretch")
+                if st.button(f"Open {s.stem}", key=f"home_open_{s.stem}", icon=":material/image_search:",
+                             width="stretch", help=f"{s.description}. Structures: {', '.join(s.structures)}."
+                             + (f" Region: {s.region}." if s.region else "")):
+                    app_demo.open_sample(s.stem)
+                    st.switch_page("pages/segment.py")
+                st.caption(s.region or "region not labelled", help=s.description)
 
 st.subheader("Models")
 cards = ac.cards()
 if not cards:
     ac.no_models_notice()
 else:
-    rows = []
-    for c in cards:
-        rows.append({
-            "model": c.name, "architecture": c.arch_display, "task": c.task,
-            "structures": ", ".join(c.classes[1:]),
-            "validation nerve Dice": c.validation_dice("nerve"),
-            "validation vessel Dice": c.validation_dice("vessel"),
-            "parameters (M)": round(c.parameters / 1e6, 2),
-        })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"validation nerve Dice": st.column_config.NumberColumn(format="%.3f"),
-                                "validation vessel Dice": st.column_config.NumberColumn(format="%.3f")})
-    st.caption("Dice: overlap with the expert's mask on held-out validation images (1 = perfect), from each model card.")
+    rows = [{  # the group and the architecture together are the model's full name, in narrow columns
+        "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
+        "nerve Dice": ac.fmt(c.validation_dice("nerve")), "vessel Dice": ac.fmt(c.validation_dice("vessel")),
+        "parameters": f"{c.parameters / 1e6:.1f} M",
+    } for c in sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "nerve Dice": st.column_config.TextColumn(help="Validation Dice from the model card (1 = perfect overlap)."),
+        "vessel Dice": st.column_config.TextColumn(help="— : the model does not mark vessels."),
+    })
+    st.caption("Dice: overlap with the expert's mask on the card's held-out validation images, each on its own "
+               "dataset: figures of different groups are not comparable.")
 
 st.subheader("How to start")
 st.markdown(
-    "1. Choose a model in the sidebar (kaggle-bp models find the brachial plexus; usgra models find nerves and vessels).\n"
-    "2. Open **Segment** and upload a scan (PNG, JPEG, TIFF, BMP or DICOM) or pick a sample.\n"
-    "3. Then try **Compare models**, the **Preprocessing lab**, **Ground-truth metrics** with your own masks, "
-    "or **Cine** for a video clip."
+    "1. Open a scan above, or go to **Segment** and upload your own (PNG, JPEG, TIFF, BMP or DICOM, "
+    "optionally with a mask).\n"
+    "2. The sidebar picks the model, grouped by what it finds and what it learnt from.\n"
+    "3. Then try **Compare models**, the **Preprocessing lab**, **Ground-truth metrics**, or **Cine** for a clip."
 )
 c1, c2, c3 = st.columns(3)
 c1.page_link("pages/segment.py", label="Segment a scan", icon=":material/image_search:")

@@ -37,7 +37,8 @@ for col, (k, p) in zip(cols, PARAMS.items()):
         st.session_state[f"lab_{k}"] = p.type(active[k])
     col.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
                on_change=_store)
-cols[-1].button("Reset to the model's settings", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+cols[-1].button("Reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+                help="Back to the model's own preprocessing.",
                 disabled=st.session_state.get("preprocess") is None)
 
 try:
@@ -60,15 +61,28 @@ try:
 except ac.USER_ERRORS as e:
     ac.show_input_error(e)
     st.stop()
-a, b, c, d = st.columns(4)
-a.image(image, caption="Before (as loaded)", width="stretch")
-b.image(after, caption=f"After: {settings.describe()}", width="stretch")
-c.image(viz.overlay(image, base.mask), caption=f"{card.arch_display} with its own preprocessing ({own.describe()})",
-        width="stretch")
-d.image(viz.overlay(image, what_if.mask), caption=f"{card.arch_display} with these settings ({settings.describe()})",
-        width="stretch")
-changed = float((base.mask != what_if.mask).mean())
-st.markdown(ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these settings.",
-            unsafe_allow_html=True)
-st.markdown("**Grey-level histograms**")
-st.plotly_chart(viz.histogram_figure({"before": image, "after": after}), width="stretch")
+
+
+
+@st.fragment
+def views(image, after, base, what_if) -> None:
+    """Before/after and the two segmentations, two per row (half the page each); the histogram below."""
+    a, b = st.columns(2)
+    a.image(viz.fit_width(image, 720), caption="Before (as loaded)", width="stretch")
+    b.image(viz.fit_width(after, 720), caption=f"After: {settings.describe()}", width="stretch")
+    c, d = st.columns(2)
+    c.image(viz.fit_width(viz.overlay(image, base.mask), 720),
+            caption=f"{card.arch_display} with its own preprocessing ({own.describe()})", width="stretch")
+    d.image(viz.fit_width(viz.overlay(image, what_if.mask), 720),
+            caption=f"{card.arch_display} with these settings ({settings.describe()})", width="stretch")
+    changed = float((base.mask != what_if.mask).mean())
+    st.markdown(ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these "
+                "settings.", unsafe_allow_html=True)
+    h1, h2 = st.columns([4, 1])
+    h1.markdown("**Grey-level histograms** (level 0, the black border around the scan, left out)")
+    log = h2.toggle("Log scale", False, key="lab_hist_log")
+    st.plotly_chart(viz.histogram_figure({"before": image, "after": after}, skip_black=True, log=log),
+                    width="stretch")
+
+
+views(image, after, base, what_if)

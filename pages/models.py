@@ -6,9 +6,23 @@ import pandas as pd
 import streamlit as st
 
 import app_common as ac
-from nervseg import viz
+from nervseg import provenance, viz
 from nervseg.models import ARCHITECTURES
 from nervseg.preprocess import Preprocess
+
+
+def validation_table(per_class: dict) -> pd.DataFrame:
+    """Key validation figures per class (the rest stays in the card's JSON below)."""
+    rows = []
+    for name, v in per_class.items():
+        row = {"class": name}
+        for key, label, digits in (("dice", "Dice", 3), ("sensitivity", "sensitivity", 3),
+                                   ("precision", "precision", 3), ("hd95", "HD95", 1)):
+            row[label] = f"{ac.fmt(v.get(f'{key}_mean'), digits)} ± {ac.fmt(v.get(f'{key}_sd'), digits)}"
+        row["images with it"] = v.get("n_truth_nonempty", "—")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
 
 st.title("Model cards")
 cards = ac.cards()
@@ -19,7 +33,8 @@ if not cards:
 current = ac.current_model_id()
 st.caption("Every figure here comes from the JSON card beside each weights file in models/.")
 for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
-    with st.expander(f"{c.name}  ·  `{c.id}`" + ("  (selected)" if c.id == current else ""), expanded=c.id == current):
+    label = f"{c.name}  ·  `{c.id}`" + ("  (selected)" if c.id == current else "")
+    with st.expander(label, expanded=c.id == current):
         spec = ARCHITECTURES.get(c.architecture)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Architecture", c.arch_display)
@@ -28,6 +43,7 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
         dice = c.validation_dice("nerve")
         m4.metric("Validation nerve Dice", ac.fmt(dice))
         st.markdown(
+            f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
             f"**Build:** {spec.description if spec else c.architecture} · smp `{c.smp_class}` · encoder `{c.encoder}` · "
             f"{json.dumps(c.smp_kwargs)}  \n"
             f"**Input:** {c.input_size[0]}×{c.input_size[1]} (H×W) grey · normalisation {json.dumps(c.normalisation)} · "
@@ -43,10 +59,15 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             if split:
                 st.json({k: v for k, v in split.items() if k != "val_stems"}, expanded=False)
             st.markdown("**Training recipe**")
-            st.dataframe(pd.DataFrame([{"setting": k, "value": str(v)} for k, v in c.training.items()]),
-                         hide_index=True, width="stretch")
+            recipe = {k: v for k, v in c.training.items() if k != "earlier_stages"}
+            st.markdown("  \n".join(f"**{k.replace('_', ' ')}:** {v}" for k, v in recipe.items()))
+            stages = c.training.get("earlier_stages") or []
+            if stages:
+                with st.popover(f"{len(stages)} earlier training stages"):
+                    for stage in stages:
+                        st.code(stage.get("command", ""), language="bash", wrap_lines=True)
             if c.command:
-                st.code(c.command, language="bash")
+                st.code(c.command, language="bash", wrap_lines=True)
         with right:
             if c.curves.get("epoch"):
                 st.markdown("**Training curves**")
@@ -54,10 +75,10 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             per_class = c.validation.get("per_class", {})
             if per_class:
                 st.markdown("**Validation metrics per class**")
-                st.dataframe(pd.DataFrame([{"class": k, **v} for k, v in per_class.items()]),
-                             hide_index=True, width="stretch")
+                st.table(validation_table(per_class).set_index("class"))
+                st.caption("Per-image mean ± sd on the card's validation images; HD95 in pixels.")
             extra = {k: v for k, v in c.validation.items() if k != "per_class"}
-            if extra:
-                st.json(extra, expanded=False)
+            with st.popover("All validation figures (JSON)"):
+                st.json({"per_class": per_class, **extra}, expanded=False)
         if c.notes:
             st.caption(c.notes)

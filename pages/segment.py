@@ -1,15 +1,128 @@
-"""Segment: one scan through the chosen model; overlay, confidence, measurements, downloads."""
-
-import math
+"""Segment: one scan through the chosen model; zoomable views, ground truth, presence, measurements."""
 
 import pandas as pd
 import streamlit as st
 
 import app_common as ac
-from nervseg import viz
-from nervseg.inference import class_confidence
+import app_demo
+from nervseg import provenance, viz
 from nervseg.measure import measure
 from nervseg.report import report_json, scan_report
+
+VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
+FIGURE_WIDTH = 500  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
+
+
+def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):
+    """(RGB view, colour scale or None) for the chosen view; ground-truth outlines on top when asked."""
+    scale = None
+    if view == "Overlay":
+        rgb = viz.overlay(image, mask, alpha)
+    elif view == "Contours":
+        rgb = viz.contours(image, mask)
+    elif view == "Uncertainty":
+        rgb = viz.heatmap(image, viz.entropy(pred.probs), alpha=max(alpha, 0.5))
+        scale = ("Inferno", "uncertainty")
+    elif view == "Probability":
+        cls = st.session_state.get("seg_heat_class") or pred.classes[1]
+        rgb = viz.heatmap(image, pred.probs[pred.classes.index(cls)], alpha=max(alpha, 0.5))
+        scale = ("Inferno", f"P({cls})")
+    else:
+        rgb = viz.to_rgb(image)
+    if truth is not None and outline:
+        rgb = viz.truth_outline(rgb, truth)
+    return rgb, scale
+
+
+def measurements_table(mask, classes, spacing) -> pd.DataFrame:
+    """One column per structure (fits a narrow column), one row per measurement; '—' where absent."""
+    unit = "mm" if spacing else "px"
+    table = {}
+    for s in measure(mask, classes, spacing):
+        area = ac.fmt(s.area_mm2, 1) if spacing else str(s.area_px)
+        depth = s.depth_mm if spacing else s.depth_px
+        table[s.name] = {
+            f"area ({unit}²)" if spacing else "area (px)": area, "parts": str(s.components),
+            "centre x, y (px)": f"{s.centroid_xy[0]:.0f}, {s.centroid_xy[1]:.0f}" if s.centroid_xy else "—",
+            f"depth ({unit})": ac.fmt(depth, 1) if spacing and depth is not None else ac.fmt(depth),
+        }
+    return pd.DataFrame(table).rename_axis("measure").reset_index()
+
+
+@st.fragment
+def results(picked, card, pred, truth, spacing) -> None:
+    """Everything that depends only on display settings: re-runs alone, on the cached prediction."""
+    image, classes = picked.image.image, pred.classes
+    left, right = st.columns([5, 3])
+    with left:
+        c1, c2 = st.columns(2)
+        ac.remembered("seg_threshold", "threshold", 0.5)
+        ac.remembered("seg_opacity", "opacity", 0.45)
+        threshold = c1.slider("Threshold", 0.05, 0.95, step=0.05, key="seg_threshold",
+                              help="A pixel is marked when the model's probability for a structure reaches this.")
+        alpha = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="seg_opacity")
+        ac.remember("seg_threshold", "threshold")
+        ac.remember("seg_opacity", "opacity")
+        view = st.radio("View", VIEWS, horizontal=True, key="seg_view",
+                        help="Uncertainty: per-pixel entropy of the class probabilities (0 = sure, 1 = no idea).")
+        outline = truth is not None and st.toggle("Outline the ground truth", True, key="seg_truth",
+                                                  help="The expert's mask, drawn over the view.")
+        if view == "Probability" and len(classes) > 2:
+            st.radio("Structure", classes[1:], horizontal=True, key="seg_heat_class")
+        mask = pred.mask_at(threshold)
+        rgb, scale = shown_view(view, image, pred, mask, alpha, truth, outline)
+        height = int(FIGURE_WIDTH * image.shape[0] / image.shape[1])
+        st.plotly_chart(viz.image_figure(rgb, colour_scale=scale, height=height), width="stretch", key="seg_figure",
+                        config={"scrollZoom": True, "displaylogo": False})
+        st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
+                   f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
+        st.markdown(app_demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
+    with right:
+        scores, found = details(card, pred, mask, truth, image.shape)
+    st.subheader("Measurements")
+    st.dataframe(measurements_table(mask, classes, spacing), hide_index=True, width="stretch")
+    st.caption(("Areas and depth in mm from the pixel size. " if spacing else
+                "Areas and depth in pixels (set the pixel size, or upload DICOM, for mm). ")
+               + f"Inference {pred.seconds * 1000:.0f} ms (cached since).")
+    downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores)
+
+
+def details(card, pred, mask, truth, shape):
+    """Dice against the ground truth, presence per structure and the 'unlike its training data' note."""
+    classes = pred.classes
+    scores = app_demo.truth_scores(mask, truth, classes) if truth is not None else None
+    if scores:
+        st.subheader("Ground truth")
+        st.markdown(app_demo.dice_caption(scores),
+                    help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
+    st.subheader("Presence")
+    found = app_demo.presence(card, pred.probs, mask)
+    app_demo.show_presence(card, found, scores)
+    note = app_demo.training_note(card, shape, mask)
+    if note:
+        st.info(note, icon=":material/info:")
+    return scores, found
+
+
+def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores) -> None:
+    image = picked.image.image
+    structures = measure(mask, pred.classes, spacing)
+    # the report schema is nervseg.report's; no mean probability posing as confidence, presence beside it
+    report = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
+                         pred.seconds, {}, structures, ac.DISCLAIMER)
+    report["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
+                           "calibrated_probability": p.probability} for p in found]
+    report["dice_vs_ground_truth"] = {k: v["dice"] for k, v in scores.items()} if scores else None
+    stem = picked.name.rsplit(".", 1)[0]
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Mask", icon=":material/download:", data=viz.png_bytes(mask), file_name=f"{stem}_mask.png",
+                       mime="image/png", width="stretch", help="Class ids: 0 background, 1 nerve, 2 vessel.")
+    d2.download_button("Overlay", icon=":material/download:", data=viz.png_bytes(viz.overlay(image, mask, alpha)),
+                       file_name=f"{stem}_overlay.png", mime="image/png", width="stretch", help="PNG, full size.")
+    d3.download_button("Report", icon=":material/download:", data=report_json(report),
+                       file_name=f"{stem}_report.json", mime="application/json", width="stretch",
+                       help="JSON: model, settings, presence, Dice and measurements.")
+
 
 st.title("Segment a scan")
 card = ac.current_card()
@@ -19,82 +132,28 @@ if card is None:
 
 picked = ac.image_picker("segment")
 if picked is None:
-    st.info("Upload a scan or pick a sample to start.", icon=":material/upload:")
+    st.info("Upload a scan, or open one of the bundled samples (Home shows them all).", icon=":material/upload:")
     st.stop()
-
 image = picked.image.image
-c1, c2, c3, c4 = st.columns([2, 2, 4, 2])
-ac.remembered("seg_threshold", "threshold", 0.5)
-ac.remembered("seg_opacity", "opacity", 0.45)
-threshold = c1.slider("Threshold", 0.05, 0.95, step=0.05, key="seg_threshold",
-                      help="A pixel is marked when the model's probability for a structure reaches this value.")
-alpha = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="seg_opacity")
-ac.remember("seg_threshold", "threshold")
-ac.remember("seg_opacity", "opacity")
-view = c3.radio("View", ["Overlay", "Contours", "Probability heatmap", "Original side by side"],
-                horizontal=True, key="seg_view")
-spacing = picked.image.pixel_spacing_mm
-if spacing is None:
-    mm = c4.number_input("Pixel size (mm), if known", 0.0, 5.0, 0.0, 0.01, key="seg_spacing",
-                         help="Gives areas in mm². DICOM files carry it themselves.")
-    spacing = (mm, mm) if mm > 0 else None
-else:
-    c4.metric("Pixel size (from DICOM)", f"{spacing[0]:.3f} mm")
+with st.expander("Ground-truth mask and pixel size", expanded=False):
+    m1, m2 = st.columns([3, 1])
+    with m1:
+        truth = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", image,
+                                 default=picked.mask)
+    spacing = picked.image.pixel_spacing_mm
+    if spacing is None:
+        mm = m2.number_input("Pixel size (mm)", 0.0, 5.0, 0.0, 0.01, key="seg_spacing",
+                             help="Gives areas and depth in mm. DICOM files carry it themselves.")
+        spacing = (mm, mm) if mm > 0 else None
+    else:
+        m2.metric("Pixel size (DICOM)", f"{spacing[0]:.3f} mm")
+if provenance.trained_on(card, picked.name):
+    st.warning(f"{ac.md_escape(picked.name)} was among the training images of {card.name}: its result flatters the model.",
+               icon=":material/warning:")
 
 try:
     pred = ac.cached_predict(card.id, picked.hash, image, ac.preprocess_dict())
 except ac.USER_ERRORS as e:
     ac.show_input_error(e)
     st.stop()
-mask = pred.mask_at(threshold)
-classes = pred.classes
-
-if view == "Overlay":
-    shown = viz.overlay(image, mask, alpha)
-elif view == "Contours":
-    shown = viz.contours(image, mask)
-elif view == "Probability heatmap":
-    cls = st.selectbox("Structure", classes[1:], key="seg_heat_class") if len(classes) > 2 else classes[1]
-    shown = viz.heatmap(image, pred.probs[classes.index(cls)], alpha=max(alpha, 0.3))
-else:
-    shown = viz.side_by_side(image, viz.overlay(image, mask, alpha))
-
-left, right = st.columns([3, 2])
-with left:
-    st.image(shown, caption=f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · "
-             f"preprocessing: {ac.preprocess_summary(card)}", width="stretch")
-    st.markdown(ac.legend_html(classes), unsafe_allow_html=True)
-with right:
-    st.subheader("Confidence")
-    conf = class_confidence(pred.probs, mask, classes)
-    cols = st.columns(len(conf))
-    for col, (name, value) in zip(cols, conf.items()):
-        col.metric(name, "not found" if math.isnan(value) else f"{value:.0%}",
-                   help="Mean model probability over the pixels marked as this structure.")
-    st.caption(f"Inference {pred.seconds * 1000:.0f} ms on first run (cached since).")
-    st.subheader("Measurements")
-    structures = measure(mask, classes, spacing)
-    table = pd.DataFrame([{
-        "structure": s.name, "area (px)": s.area_px,
-        "area (mm²)": s.area_mm2 if spacing else None, "components": s.components,
-        "centroid (x, y)": f"{s.centroid_xy[0]:.0f}, {s.centroid_xy[1]:.0f}" if s.centroid_xy else "–",
-        "depth (px)": s.depth_px,
-        "depth (mm)": s.depth_mm if spacing else None,
-    } for s in structures])
-    if spacing is None:
-        table = table.drop(columns=["area (mm²)", "depth (mm)"])
-    st.dataframe(table, hide_index=True, width="stretch")
-    if spacing is None:
-        st.caption("Areas in mm² need the pixel size (set it above, or upload DICOM).")
-
-    report = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
-                         pred.seconds, conf, structures, ac.DISCLAIMER)
-    stem = picked.name.rsplit(".", 1)[0]
-    d1, d2, d3 = st.columns(3)
-    d1.download_button("Mask", icon=":material/download:", data=viz.png_bytes(mask), file_name=f"{stem}_mask.png",
-                       mime="image/png", width="stretch", help="Class ids: 0 background, 1 nerve, 2 vessel.")
-    d2.download_button("Overlay", icon=":material/download:", data=viz.png_bytes(viz.overlay(image, mask, alpha)),
-                       file_name=f"{stem}_overlay.png", mime="image/png", width="stretch", help="PNG as shown.")
-    d3.download_button("Report", icon=":material/download:", data=report_json(report),
-                       file_name=f"{stem}_report.json", mime="application/json", width="stretch",
-                       help="JSON: model, settings, confidence and measurements.")
+results(picked, card, pred, truth, spacing)

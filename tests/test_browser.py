@@ -1,10 +1,12 @@
-"""The real app in Debian's headless Chromium: every page renders, no exception box, fits 1280 px.
+"""The real app in Debian's headless Chromium: every page renders, no exception box, fits 1280 and 1024 px.
 
-Starts `streamlit run` on a free loopback port, drives Chromium over the DevTools
-protocol (websockets, already a streamlit dependency), moves between pages with the
-sidebar links (one session, so the uploaded scan carries over), waits until the
-script has finished (stApp's data-test-script-state), and saves a screenshot per
-page to artifacts/screens/ (git-ignored; CI artefacts).
+Starts `streamlit run` on a free loopback port (no data folder: a newcomer's laptop), drives
+Chromium over the DevTools protocol (websockets, already a streamlit dependency), opens a
+bundled sample from the Home gallery, moves between pages with the sidebar links (one
+session, so the scan carries over), waits until the script has finished (stApp's
+data-test-script-state), fails when the page, a table (columns cut off: the grid scrolls
+sideways) or an image/chart overflows its container, and saves a screenshot per page and
+width to artifacts/screens/ (git-ignored; CI artefacts).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ SCREENS = ROOT / "artifacts" / "screens"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,1000"]
+WIDTHS = [1280, 1024]
 PAGES = [(p.slug, p.title) for p in app_pages.PAGES]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
@@ -105,7 +108,8 @@ class CDP:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    empty = tmp_path_factory.mktemp("no-data")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", NERVSEG_DATA=str(empty), NERVSEG_SAMPLES_URL="http://127.0.0.1:9/")
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -157,51 +161,89 @@ def browser(tmp_path_factory):
 def _page_report(cdp: CDP) -> dict:
     return cdp.js("""(() => {
         const main = document.querySelector('[data-testid=stMain]');
+        const name = (e) => (e.closest('[data-testid=stElementContainer]') || e).innerText.slice(0, 60);
+        const over = (inner, outer) => inner.getBoundingClientRect().right - outer.getBoundingClientRect().right;
+        const tables = [...document.querySelectorAll('[data-testid=stDataFrame]')].map(t => {
+          const sc = t.querySelector('.dvn-scroller');
+          return {clipped: sc ? sc.scrollWidth - sc.clientWidth : 0, overflow: over(t, main), head: name(t),
+                  sizes: sc ? [sc.scrollWidth, sc.clientWidth, sc.offsetWidth, t.clientWidth] : []};
+        });
+        const visuals = [...document.querySelectorAll('[data-testid=stImage] img, .js-plotly-plot, video')].map(v => {
+          const box = v.closest('[data-testid=stVerticalBlock]') || main;
+          return {overflow: Math.max(over(v, box), over(v, main)), width: v.getBoundingClientRect().width,
+                  kind: v.tagName};
+        });
         return {
           exceptions: [...document.querySelectorAll('[data-testid=stException]')].map(e => e.innerText.slice(0, 300)),
           errors: [...document.querySelectorAll('[data-testid=stAlertContentError]')].map(e => e.innerText.slice(0, 300)),
           title: (document.querySelector('h1') || {}).innerText || '',
           sidebar: (document.querySelector('[data-testid=stSidebar]') || {}).innerText || '',
           overflow: main ? main.scrollWidth - main.clientWidth : -1,
+          main_width: main ? main.clientWidth : 0,
+          tables: tables, visuals: visuals,
           images: document.querySelectorAll('[data-testid=stImage] img, [data-testid=stFullScreenFrame] img').length,
+          charts: document.querySelectorAll('.js-plotly-plot').length,
         };
     })()""")
 
 
-def test_every_page_in_headless_chromium(app_url, browser):
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    data = nervseg.data_root()
-    scan = data / "usgra-seg" / "images" / "0003.png"
-    mask = data / "usgra-seg" / "masks" / "0003.png"
+def _check(slug: str, width: int, report: dict) -> None:
+    where = f"{slug} at {width} px"
+    assert not report["exceptions"], f"{where}: exception box: {report['exceptions']}"
+    assert report["title"], f"{where}: page has no title"
+    assert "not a medical device" in report["sidebar"], f"{where}: sidebar missing"
+    assert report["overflow"] <= 0, f"{where}: {report['overflow']} px horizontal overflow"
+    for t in report["tables"]:
+        assert t["clipped"] <= 1, f"{where}: table columns cut off ({t['clipped']} px hidden): {t['head']!r} {t['sizes']}"
+        assert t["overflow"] <= 1, f"{where}: table wider than the page by {t['overflow']} px: {t['head']!r}"
+    for v in report["visuals"]:
+        assert v["overflow"] <= 1, f"{where}: {v['kind']} overflows its container by {v['overflow']} px"
+
+
+def _wait_for(cdp: CDP, condition: str, seconds: float) -> None:
+    """Poll a JS condition (e.g. a chart painted after the script finished) up to `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not cdp.js(condition):
+        time.sleep(0.5)
+
+
+def _click_text(cdp: CDP, selector: str, text: str) -> bool:
+    return cdp.js(f"""(() => {{const b = [...document.querySelectorAll({json.dumps(selector)})]
+        .find(e => e.innerText.trim().endsWith({json.dumps(text)})); if (b) b.click(); return !!b;}})()""")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_in_headless_chromium(app_url, browser, width):
+    from nervseg import samples
     from nervseg.models import available
 
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=1000, deviceScaleFactor=1, mobile=False)
     has_models = bool(available())
+    sample = next((s for s in samples.bundled() if "vessel" in s.structures), None)
     browser.call("Page.navigate", url=app_url + "/")
     browser.wait_idle()
     reports = {}
     for slug, title in PAGES:
-        link = f"[data-testid=stSidebarNavLink][href$='/{slug}']" if slug != "home" else "[data-testid=stSidebarNavLink]"
-        present = browser.js(f"(() => {{const a = document.querySelector(\"{link}\"); if (a) a.click(); return !!a;}})()")
-        if not present:
-            assert slug == "cine", f"no sidebar link to {slug}"
-            continue
+        if slug == "segment" and has_models and sample is not None:
+            assert _click_text(browser, "button", f"Open {sample.stem}"), "no gallery button on Home"
+        else:
+            link = (f"[data-testid=stSidebarNavLink][href$='/{slug}']" if slug != "home"
+                    else "[data-testid=stSidebarNavLink]")
+            present = browser.js(f"(() => {{const a = document.querySelector(\"{link}\"); if (a) a.click(); return !!a;}})()")
+            if not present:
+                assert slug == "cine", f"no sidebar link to {slug}"
+                continue
         browser.wait_idle()
-        if has_models and scan.is_file() and slug == "segment":
-            browser.set_files(0, scan)
-            browser.wait_idle()
-        if has_models and mask.is_file() and slug == "metrics":
-            n_inputs = browser.js("document.querySelectorAll('input[type=file]').length")
-            if n_inputs >= 2:
-                browser.set_files(1, mask)
-                browser.wait_idle()
-        time.sleep(1.0)  # let images and charts paint
-        browser.screenshot(SCREENS / f"{slug}.png")
+        if slug == "segment" and has_models and sample is not None:
+            _wait_for(browser, "document.querySelectorAll('.js-plotly-plot').length > 0", 60)
+        time.sleep(1.5)  # let images and charts paint
+        browser.screenshot(SCREENS / f"{slug}-{width}.png")
         report = _page_report(browser)
         reports[slug] = report
-        assert not report["exceptions"], f"{slug}: exception box: {report['exceptions']}"
-        assert report["title"], f"{slug}: page has no title"
-        assert "not a medical device" in report["sidebar"], f"{slug}: sidebar missing"
-        assert report["overflow"] <= 0, f"{slug}: {report['overflow']} px horizontal overflow at 1280 px"
-    if has_models and scan.is_file():
-        assert reports["segment"]["images"] >= 1 and not reports["segment"]["errors"], reports["segment"]
-    (SCREENS / "report.json").write_text(json.dumps(reports, indent=2))
+        _check(slug, width, report)
+    if has_models and sample is not None:
+        seg = reports["segment"]
+        assert seg["charts"] >= 1 and not seg["errors"], seg
+        assert reports["home"]["images"] >= len(samples.bundled()), "the gallery shows no thumbnails"
+    (SCREENS / f"report-{width}.json").write_text(json.dumps(reports, indent=2))

@@ -64,9 +64,15 @@ def test_upload_process_scrub_download(shipped_bp_model, clip_bytes):
     assert [c for img in at.get("image") for c in img.captions][0].startswith("Frame 7 ·")
     assert next(iter(at.session_state["cine_results"].values())) is result
     assert at.button[0].disabled  # same settings: nothing to redo
-    # a different smoothing is a new result key: processing is offered again
+    # a different smoothing re-renders from the stored probabilities: no new segmentation
+    raw = next(iter(at.session_state["cine_raw"].values()))
+    assert raw.probs.shape[0] == 12 and raw.probs.shape[2:] == tuple(shipped_bp_model.input_size)
     at.slider(key="cine_smoothing").set_value(0.0).run()
-    assert not at.button[0].disabled
+    assert not at.exception and not at.error
+    assert at.button[0].disabled  # the model is not offered again
+    assert next(iter(at.session_state["cine_raw"].values())) is raw
+    rendered = list(at.session_state["cine_results"].values())
+    assert len(rendered) == 2 and {r.smoothing for r in rendered} == {0.5, 0.0}
 
 
 def test_corrupt_clip_shows_error(shipped_bp_model, clip_bytes):

@@ -108,3 +108,60 @@ def test_local_samples_pair_shared_images_with_masks(data_root):
 
 def test_local_samples_empty_without_data(tmp_path):
     assert samples.local_samples(root=tmp_path / "absent") == []
+
+
+# ---------------------------------------------------------------- bundled demo samples
+
+
+def test_bundled_samples_are_unchanged_validation_pairs_with_their_licence():
+    """Every bundled pair matches its listed sha256, is a validation image of every usgra card, has a mask."""
+    from nervseg.io import load_image, load_mask
+    from nervseg.models import available
+
+    items = samples.bundled()
+    assert 8 <= len(items) <= 12
+    assert [s.stem for s in items] == samples.bundled_stems()
+    folder = samples.BUNDLED.parent
+    assert "Kandaouroff" in (folder / "ATTRIBUTION.md").read_text()
+    assert "Attribution 4.0 International" in (folder / "LICENSE").read_text()
+    usgra = [c for c in available() if c.task == "usgra"]
+    for card in usgra:
+        assert set(samples.bundled_stems()) <= set(card.data["split"]["val_stems"]), card.id
+    for s in items:
+        assert hashlib.sha256(s.image.read_bytes()).hexdigest() == s.image_sha256
+        assert s.licence == "CC-BY 4.0" and "Kandaouroff" in s.attribution
+        image, mask = load_image(s.image), load_mask(s.mask)
+        assert image.shape == mask.shape == (s.size_px[1], s.size_px[0])
+        assert "nerve" in s.structures and (mask == 1).any()
+        assert ("vessel" in s.structures) == bool((mask == 2).any())
+
+
+def test_bundled_samples_are_identical_to_the_shared_data(data_root):
+    for s in samples.bundled():
+        for kind, path in (("images", s.image), ("masks", s.mask)):
+            assert path.read_bytes() == (data_root / "usgra-seg" / kind / path.name).read_bytes(), path
+
+
+def test_bundled_list_missing_or_broken(tmp_path):
+    assert samples.bundled(tmp_path / "absent.json") == [] and samples.bundled_stems(tmp_path / "absent.json") == []
+    bad = tmp_path / "samples.json"
+    bad.write_text("{not json")
+    with pytest.raises(samples.SampleError, match="cannot be read"):
+        samples.bundled(bad)
+
+
+def test_no_bundled_sample_has_a_near_duplicate_among_training_images(data_root):
+    """usgra-seg has near-duplicate frames: a sample whose near-copy was trained on would flatter the models."""
+    import json
+
+    from nervseg import folds
+    from nervseg.models import available
+
+    stems, vectors = folds.usgra_vectors(data_root)
+    groups = folds.similarity_groups(vectors, stems)
+    for card in [c for c in available() if c.task == "usgra"]:
+        val = set(card.data["split"]["val_stems"])
+        for s in samples.bundled_stems():
+            mates = [t for t in stems if groups[t] == groups[s] and t != s and t not in val]
+            assert not mates, f"{s} is a near-duplicate of training images {mates} of {card.id}"
+    assert json.loads(samples.BUNDLED.read_text())["stems"] == samples.bundled_stems()

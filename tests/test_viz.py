@@ -106,6 +106,58 @@ def test_plotly_figures(scene):
     assert fig.data[0].z.shape == (2, 2)
 
 
+def test_entropy_is_zero_when_certain_and_one_when_uniform():
+    probs = np.zeros((3, 2, 2), np.float32)
+    probs[0] = 1.0
+    probs[:, 1, 1] = 1 / 3
+    e = viz.entropy(probs)
+    assert e[0, 0] == pytest.approx(0.0, abs=1e-4) and e[1, 1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_truth_outline_draws_only_on_the_boundary(scene):
+    img, mask = scene
+    out = viz.truth_outline(viz.to_rgb(img), mask, thickness=1)
+    white = (out == viz.TRUTH_COLOURS[1]).all(axis=2)
+    assert white.any() and (white <= (mask == 1)).all()  # outline within the structure
+    assert not white[mask == 1].all()  # and not filled
+
+
+def test_image_figure_sends_no_more_pixels_than_shown_and_keeps_coordinates():
+    import base64
+
+    rgb = np.zeros((600, 1200, 3), np.uint8)
+    fig = viz.image_figure(rgb, max_width=400, colour_scale=("Inferno", "uncertainty"))
+    src = fig.data[0].source
+    png = cv2.imdecode(np.frombuffer(base64.b64decode(src.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    assert png.shape[:2] == (200, 400)
+    assert fig.data[0].dx == pytest.approx(3.0)  # hover reads full-image pixels
+    assert fig.data[1].marker.showscale and fig.data[1].marker.colorscale
+    assert viz.image_figure(rgb[:100, :300], max_width=400).data[0].dx == 1.0
+
+
+def test_histogram_can_leave_out_the_black_border(scene):
+    img, _ = scene
+    framed = np.zeros((img.shape[0] + 20, img.shape[1]), np.uint8)
+    framed[10:-10] = img
+    fig = viz.histogram_figure({"a": framed}, skip_black=True, log=True)
+    assert fig.data[0].x[0] == 1 and sum(fig.data[0].y) == int((framed > 0).sum())
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_burn_legend_marks_the_corner_only(scene):
+    img, _ = scene
+    rgb = viz.to_rgb(np.full((200, 300), 90, np.uint8))
+    out = viz.burn_legend(rgb, ["background", "nerve", "vessel"])
+    assert out.shape == rgb.shape and (out[:100] == rgb[:100]).all()
+    for colour in viz.CLASS_COLOURS.values():
+        assert (out == colour).all(axis=2).any()
+
+
+def test_letterbox_keeps_aspect_on_black():
+    img = np.full((100, 200), 200, np.uint8)
+    box = viz.letterbox(img, (100, 100))
+    assert box.shape == (100, 100)
+    assert (box[25:75] == 200).all() and (box[:25] == 0).all() and (box[75:] == 0).all()
 def test_timeline_figure_plots_area_and_confidence_per_frame():
     from nervseg.viz import timeline_figure
 

@@ -1,0 +1,167 @@
+"""Streamlit glue for the first-sight demo: grouped model picker, bundled samples, truth and presence.
+
+Kept beside app_common (which holds caching around inference and the scan picker) so each stays
+small; pages call both. No image processing here: pixels go through nervseg.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import app_common as ac
+from nervseg import metrics, provenance, viz
+from nervseg import samples as nsamples
+from nervseg.models import ModelCard
+from nervseg.presence import Presence, assess
+
+# ---------------------------------------------------------------- model picker
+
+
+def model_groups(all_cards: list[ModelCard]) -> dict[str, list[ModelCard]]:
+    """Cards grouped by what they find and what they learnt from; the default model's group first."""
+    first = provenance.default_card(all_cards)
+    groups: dict[str, list[ModelCard]] = {}
+    for c in sorted(all_cards, key=lambda c: (first is None or c.task != first.task, provenance.group_label(c), c.id)):
+        groups.setdefault(provenance.group_label(c), []).append(c)
+    return groups
+
+
+def _on_group_change() -> None:
+    """A new group was picked: open its best model (the same rule as the opening default)."""
+    group = model_groups(ac.cards()).get(st.session_state.get("model_group"), [])
+    if group and st.session_state.get("model_id") not in {c.id for c in group}:
+        st.session_state["model_id"] = ac.default_model_id(group)
+
+
+def model_picker(all_cards: list[ModelCard]) -> None:
+    """Sidebar model choice in two steps: what it finds and learnt from, then the architecture.
+
+    Radios, not drop-downs, so the labels wrap instead of being clipped. The choice is
+    kept in session_state["model_id"]; the group follows it when set from elsewhere.
+    """
+    groups = model_groups(all_cards)
+    ids = {c.id for c in all_cards}
+    if st.session_state.get("model_id") not in ids:
+        st.session_state["model_id"] = ac.default_model_id(all_cards)
+    mid = st.session_state["model_id"]
+    st.session_state["model_group"] = next(g for g, cs in groups.items() if mid in {c.id for c in cs})
+    st.radio("Model: finds · learnt from", list(groups), key="model_group", on_change=_on_group_change,
+             help="Models are grouped by the structures they mark and the data they were trained on. "
+                  "A model sees best the kind of scan it learnt from.")
+    group = groups[st.session_state["model_group"]]
+    names = {c.id: c.arch_display for c in group}
+    st.radio("Architecture", list(names), format_func=names.get, key="model_id",
+             help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its group.")
+
+
+@st.cache_data(show_spinner=False)
+def bundled_samples() -> list[nsamples.BundledSample]:
+    """The demo pairs shipped in sample_images/ ([] if the list is unreadable: error shown)."""
+    try:
+        return nsamples.bundled()
+    except nsamples.SampleError as e:
+        ac.show_input_error(e)
+        return []
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample_thumbnail(stem: str, width: int = 320, height: int = 280) -> bytes:
+    """A small PNG of a bundled sample for the gallery (no more pixels than shown)."""
+    from nervseg.io import load_image  # noqa: PLC0415 (only the gallery needs it)
+
+    s = next(x for x in bundled_samples() if x.stem == stem)
+    return viz.png_bytes(viz.letterbox(load_image(s.image), (width, height)))
+
+
+def open_sample(stem: str) -> None:
+    """Make a bundled sample (with its ground-truth mask) the current scan on every page."""
+    s = next((x for x in bundled_samples() if x.stem == stem), None)
+    if s is not None:
+        ac._set_current(s.image.name, s.image.read_bytes(), s.mask.name, s.mask.read_bytes(),
+                     source=f"{s.title} ({s.licence}, {s.attribution.split(',')[0]})")
+
+
+def _on_bundled(key: str) -> None:
+    title = st.session_state.get(key)
+    s = next((x for x in bundled_samples() if x.title == title), None)
+    if s is not None:
+        open_sample(s.stem)
+
+
+def bundled_picker(page: str) -> None:
+    """A drop-down of the bundled samples (opens one with its ground truth)."""
+    shipped = [s.title for s in bundled_samples()]
+    if shipped:
+        st.selectbox("…or open a bundled sample (usgra-seg, with ground truth)", shipped, index=None,
+                     placeholder="Choose a sample", key=f"{page}_bundled",
+                     on_change=_on_bundled, args=(f"{page}_bundled",))
+
+
+# ---------------------------------------------------------------- truth and presence
+
+
+def truth_scores(pred_mask: np.ndarray, truth: np.ndarray, classes: list[str]) -> dict[str, dict]:
+    """nervseg.metrics.score of every foreground class against the ground truth."""
+    return {name: metrics.score(pred_mask, truth, cid) for cid, name in enumerate(classes) if cid > 0}
+
+
+def card_presence(card: ModelCard) -> dict | None:
+    return provenance.card_presence(card)
+
+
+def presence(card: ModelCard, probs: np.ndarray, mask: np.ndarray) -> list[Presence]:
+    return assess(probs, mask, card.classes, card_presence(card))
+
+
+def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] | None = None) -> None:
+    """One metric per structure: found / not found, the calibrated probability or 'not calibrated', Dice."""
+    block = card_presence(card) or {}
+    cols = st.columns(len(found))
+    if not any(p.calibrated for p in found):
+        st.caption("Presence **not calibrated** for this model: 'found' means pixels are marked; no confidence "
+                   "figure is shown until the model card carries a calibrated presence probability.")
+    for col, p in zip(cols, found):
+        verdict = "found" if p.found else "not found"
+        if p.calibrated:
+            b = block.get(p.name, {})
+            delta = f"{p.probability:.0%} likely"
+            hlp = (f"Calibrated probability that a {p.name} is in the image ({b.get('method', 'calibration')}, "
+                   f"measured on {b.get('measured_on', 'held-out data')}); found when it reaches "
+                   f"{float(b.get('threshold', 0.5)):.0%}.")
+        else:
+            delta = None
+            hlp = (f"'found' means the mask marks {p.name} pixels. This model's card has no calibrated presence "
+                   "probability yet, so no confidence figure is shown: a mean pixel probability looks high "
+                   "even on images without the structure.")
+        d = (dice or {}).get(p.name)
+        if d is not None:
+            hlp += f" Dice against the ground truth: {ac.fmt(d['dice'])}."
+        col.metric(p.name, verdict, delta, delta_color="off", help=hlp)
+
+
+def dice_caption(scores: dict[str, dict]) -> str:
+    return " · ".join(f"{name} Dice **{ac.fmt(s['dice'])}**" for name, s in scores.items())
+
+
+def legend_html(classes: list[str], truth: bool = False) -> str:
+    """The class legend, plus the ground-truth outline colours when drawn."""
+    html = ac.legend_html(classes)
+    if truth:
+        html += " &nbsp;·&nbsp; ground truth:" + "".join(
+            f"<span style='display:inline-block;width:0.9em;height:0.9em;border:2px solid "
+            f"#{r:02x}{g:02x}{b:02x};margin:0 0.3em 0 0.8em;vertical-align:middle'></span>{classes[cid]} outline"
+            for cid, (r, g, b) in viz.TRUTH_COLOURS.items() if cid < len(classes))
+    return html
+
+
+def training_note(card: ModelCard, image_shape: tuple[int, int], mask: np.ndarray) -> str | None:
+    """A note when the model marks nothing on a scan unlike what it learnt from (or nothing at all)."""
+    if mask.any():
+        return None
+    unlike = provenance.unlike_training(card, image_shape)
+    h, w = image_shape[:2]
+    return (f"{card.name} marks nothing here. It learnt from **{provenance.dataset_label(card)}**"
+            + (f" (input {card.input_size[1]}×{card.input_size[0]}); this {w}×{h} scan looks unlike those images."
+               if unlike else ".")
+            + " Try a model of another group in the sidebar.")
