@@ -35,7 +35,8 @@ def run_app(page: str, sidebar: list | None = None, **state) -> AppTest:
         at.session_state[k] = v
     at.run()
     if sidebar is not None:
-        sidebar.extend([w.value for w in at.sidebar.warning] + [s.value for s in at.sidebar.selectbox])
+        sidebar.extend([w.value for w in at.sidebar.warning] + [s.value for s in at.sidebar.selectbox]
+                       + [o for r in at.sidebar.radio for o in r.options] + [r.value for r in at.sidebar.radio])
     at.switch_page(page).run()
     return at
 
@@ -53,8 +54,9 @@ def all_text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-PAGES = ["pages/home.py", "pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py",
-         "pages/cine.py", "pages/models.py"]
+from app_pages import PAGES as _APP_PAGES  # noqa: E402
+
+PAGES = [p.path for p in _APP_PAGES]
 
 
 @pytest.mark.parametrize("content", [b'{"id": "x", "name": "\xff"}', b'{"id": "bad", "name": "n", '
