@@ -20,7 +20,7 @@ from .models import ModelCard, ModelError, sha256_file
 
 ENGINES = ("onnx", "torch")
 log = logging.getLogger(__name__)
-ONNX_FORMAT = "nervseg-onnx-1"  # nervseg.onnx_export.FORMAT (not imported: that module needs torch)
+ONNX_FORMAT = "nervseg-onnx-1"  # graph + fp16 external data inside the card's safetensors (nervseg.onnx_export)
 _threads: int | None = None  # set once at an entry point; None = the library's defaults
 
 
@@ -46,7 +46,8 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def _onnx_file(card: ModelCard):
+def onnx_file(card: ModelCard):
+    """Where the card's ONNX graph lives: beside its weights, models/<weights stem>.onnx."""
     return card.weights_path().with_suffix(".onnx")
 
 
@@ -70,7 +71,7 @@ def _open(card: ModelCard, optimise: bool = True):
     """(session, None) when the card's graph is usable, else (None, why not)."""
     if not onnx_available():
         return None, "onnxruntime is not installed"
-    path = _onnx_file(card)
+    path = onnx_file(card)
     if not path.is_file():
         return None, f"no ONNX graph {path.name} (run `python -m nervseg.onnx_export --models {card.id}`)"
     try:
@@ -149,6 +150,6 @@ def create(card: ModelCard, engine: str | None = None, device: str | None = None
             return OnnxEngine(card, session)
         if engine == "onnx":
             raise ModelError(f"model {card.id}: {problem}")
-        if _onnx_file(card).is_file():  # a graph that is there but unusable deserves a word
+        if onnx_file(card).is_file():  # a graph that is there but unusable deserves a word
             log.warning("model %s runs on torch: %s", card.id, problem)
     return TorchEngine(load_model(card), device)

@@ -228,7 +228,7 @@ class Segmenter:
             chunk = images[start : start + batch_size]
             t0 = time.perf_counter()
             probs = self._forward(self._batch(chunk, settings))
-            preds = [self._finish(p, img.shape[:2]) for p, img in zip(probs, chunk)]
+            preds = [self._finish(p, img.shape[:2]) for p, img in zip(probs, chunk, strict=True)]
             each = (time.perf_counter() - t0) / len(chunk)
             for p in preds:
                 p.seconds = each

@@ -23,16 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine import ONNX_FORMAT, onnx_file, onnx_problem
 from .models import ModelCard, ModelError, available, get_card, load_model
 
 OPSET = 17
-FORMAT = "nervseg-onnx-1"  # graph + fp16 external data inside the card's safetensors
 _ST_DTYPES = {"F16": (np.float16, 10), "F32": (np.float32, 1)}  # safetensors dtype -> numpy, onnx TensorProto enum
-
-
-def onnx_path(card: ModelCard) -> Path:
-    """Where the card's ONNX graph lives: models/<weights stem>.onnx."""
-    return card.weights_path().with_suffix(".onnx")
 
 
 def safetensors_layout(path: Path) -> dict[str, tuple[str, list[int], int, int]]:
@@ -106,8 +101,8 @@ def _point_into_safetensors(proto, card: ModelCard, state: dict) -> int:
     return inline
 
 
-def export_card(card: ModelCard, out: Path | None = None) -> Path:
-    """Write the card's ONNX graph (default: beside its weights); returns the path."""
+def export_card(card: ModelCard) -> Path:
+    """Write the card's ONNX graph beside its weights (its external data is named relative to it)."""
     import onnx
     import torch
 
@@ -116,12 +111,12 @@ def export_card(card: ModelCard, out: Path | None = None) -> Path:
     inline = _point_into_safetensors(proto, card, model.state_dict())
     if inline > 1 << 20:
         raise ModelError(f"model {card.id}: {inline} bytes of weights stayed inline; the exporter folded them")
-    meta = {"format": FORMAT, "model_id": card.id, "weights_file": card.weights_file,
+    meta = {"format": ONNX_FORMAT, "model_id": card.id, "weights_file": card.weights_file,
             "weights_sha256": card.weights_sha256, "input_size": json.dumps(list(card.input_size)),
             "classes": json.dumps(list(card.classes)), "exporter": f"torch {torch.__version__}, opset {OPSET}"}
     onnx.helper.set_model_props(proto, meta)
     proto.producer_name = "nervseg.onnx_export"
-    path = Path(out) if out else onnx_path(card)
+    path = onnx_file(card)
     path.write_bytes(proto.SerializeToString())
     onnx.checker.check_model(str(path))  # graph and external data references, resolved beside the file
     return path
@@ -132,8 +127,6 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", metavar="ID", help="model ids (default: every card in models/)")
     ap.add_argument("--check", action="store_true", help="only report which graphs are missing or stale")
     args = ap.parse_args(argv)
-    from .engine import onnx_problem
-
     cards = [get_card(m) for m in args.models] if args.models else available()
     stale = 0
     for card in cards:

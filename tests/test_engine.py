@@ -87,7 +87,7 @@ def test_exported_random_model_matches_torch(exported_random, rng):
     torch_seg = load("random-unet", models_dir=exported_random, engine="torch")
     assert load("random-unet", models_dir=exported_random).engine_name == "onnx"
     images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(64, 64), (97, 131), (200, 33)]]
-    for a, b in zip(onnx_seg.predict_many(images, batch_size=2), torch_seg.predict_many(images, batch_size=2)):
+    for a, b in zip(onnx_seg.predict_many(images, batch_size=2), torch_seg.predict_many(images, batch_size=2), strict=True):
         assert np.abs(a.probs - b.probs).max() <= 1e-4
         assert np.mean(a.mask != b.mask) < 1e-3  # random weights: near-ties are common
     tta_a = load("random-unet", models_dir=exported_random, engine="onnx", tta=True).predict(images[0])
