@@ -111,3 +111,18 @@ def test_real_image_at_its_resolution(seg, usgra_pair):
     img = load_image(usgra_pair[0])
     p = seg.predict(img)
     assert p.mask.shape == img.shape and p.probs.shape[1:] == img.shape
+
+
+def test_remove_small_equals_a_scipy_labelling(rng):
+    """The bounding-box labelling drops exactly the components scipy finds too small (8-connected)."""
+    from scipy import ndimage
+
+    for trial in range(5):
+        m = (rng.random((90, 120)) < 0.08 + 0.1 * trial).astype(np.uint8) * rng.integers(1, 3, (90, 120), dtype=np.uint8)
+        m[10:40, 20:70] = 1  # one large component
+        want = m.copy()
+        for c in (1, 2):
+            labels, n = ndimage.label(m == c, structure=np.ones((3, 3)))
+            sizes = np.bincount(labels.ravel())
+            want[(labels > 0) & (sizes[labels] < 6)] = 0
+        np.testing.assert_array_equal(remove_small(m, 6), want)
