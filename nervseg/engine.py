@@ -150,6 +150,8 @@ def create(card: ModelCard, engine: str | None = None, device: str | None = None
             return OnnxEngine(card, session)
         if engine == "onnx":
             raise ModelError(f"model {card.id}: {problem}")
+        if importlib.util.find_spec("torch") is None:  # the lean app install has no fallback
+            raise ModelError(f"model {card.id} cannot run: {problem}, and torch is not installed")
         if onnx_file(card).is_file():  # a graph that is there but unusable deserves a word
             log.warning("model %s runs on torch: %s", card.id, problem)
     return TorchEngine(load_model(card), device)
