@@ -184,3 +184,21 @@ print(pred.mask.shape, pred.probs.shape)
     proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(300, 400)" in proc.stdout
+
+
+def test_configure_threads_reaches_onnx_sessions_and_torch(exported_random):
+    import torch
+
+    from nervseg.inference import configure_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1
+        seg = load("random-unet", models_dir=exported_random, engine="onnx")
+        assert seg.engine.session.get_session_options().intra_op_num_threads == 1
+        assert torch.get_num_threads() == 1
+        configure_threads(2)
+        assert load("random-unet", models_dir=exported_random, engine="onnx").engine.session \
+            .get_session_options().intra_op_num_threads == 2
+    finally:
+        configure_threads(before)

@@ -41,7 +41,7 @@ def test_predict_many_equals_predict(seg, rng):
     images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(64, 64), (80, 50), (45, 99)]]
     many = seg.predict_many(images, batch_size=2)
     assert len(many) == 3
-    for img, m in zip(images, many):
+    for img, m in zip(images, many, strict=True):
         one = seg.predict(img)
         np.testing.assert_allclose(m.probs, one.probs, atol=1e-4)  # batched kernels round differently
         assert np.mean(m.mask != one.mask) < 0.001  # argmax ties may flip a rare pixel
