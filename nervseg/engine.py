@@ -61,9 +61,10 @@ def _session(path, optimise: bool = True):
     opts.intra_op_num_threads = _threads or 0  # 0 = ONNX Runtime's default (physical cores)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    spin = os.environ.get("NERVSEG_ORT_SPINNING", "")
-    if spin in ("0", "1"):  # spinning threads hold a core between runs; off can help a busy host
-        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    # Off by default: spinning worker threads keep a core busy after each run, taken from the page,
+    # the video encoder or another model (on 2 cores it slowed the next torch call by a third).
+    spin = "1" if os.environ.get("NERVSEG_ORT_SPINNING") == "1" else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
