@@ -62,7 +62,7 @@ def _session(path, optimise: bool = True):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Off by default: spinning worker threads keep a core busy after each run, taken from the page,
-    # the video encoder or another model (on 2 cores it slowed the next torch call by a third).
+    # the video encoder or another model (on 2 cores it made the next torch call up to twice as slow).
     spin = "1" if os.environ.get("NERVSEG_ORT_SPINNING") == "1" else "0"
     opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
