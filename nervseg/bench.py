@@ -1,15 +1,18 @@
-"""Benchmark inference speed and memory of each model on this machine.
+"""Benchmark inference speed and memory of each model on this machine, eager torch beside ONNX Runtime.
 
     python -m nervseg.bench [--models ID ...] [--arch ARCH ...] [--runs 20] [--batch 8]
-                            [--json FILE] [--video CLIP]
+                            [--engines torch onnx] [--threads N] [--json FILE] [--video CLIP]
 
 For each shipped model (models/*.json), or, while none exist, each architecture with
 random weights (labelled "random weights": speed does not depend on the weights'
-values, accuracy does), it measures through `Segmenter.predict` on an image of a
-realistic size (the task's real frames: 580x420 Kaggle, 534x512 usgra-seg):
+values, accuracy does), on each engine, on a real frame at its native resolution
+(580x420 Kaggle, 512x512 usgra-seg; noise of that size without the data):
 
-- latency per frame: median and 90th percentile over `--runs` timed calls after warm-up;
-- batched throughput: frames per second through `predict_many` with `--batch`;
+- forward: the engine alone on the resized, normalised input (median and p90 over `--runs`);
+- predict: `Segmenter.predict` end to end (resize, normalise, forward, full-resolution
+  mask, small-component removal); runs of both engines are interleaved so load changes
+  hit both; the ratio of ONNX predict to eager torch forward is issue 16's target (<= 0.75);
+- batched throughput: frames per second through `predict_many` with `--batch` (as cine runs);
 - peak memory: the peak resident set size (RSS) of a fresh process that loads and runs
   only that model, and its growth over the same process after importing torch.
   tracemalloc cannot see torch's C++ allocations, so RSS is the honest measure; each
@@ -22,6 +25,7 @@ Prints a table and writes JSON (default: artifacts/bench.json).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -93,71 +97,94 @@ def _random_card(arch: str, directory: Path, size: tuple[int, int] = RANDOM_INPU
     )
     card.path = str(directory / f"{model_id}.json")
     card.save(Path(card.path))
+    if importlib.util.find_spec("onnx") is not None:  # so ONNX Runtime is measured beside torch
+        from .onnx_export import export_card
+
+        export_card(card)
     return card
 
 
-def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str | None,
-              video_frames: int | None, random_weights: bool, threads: int = 0) -> dict:
-    """Measure one model in this process (run it in a fresh process for a clean peak RSS)."""
-    import torch
-
-    from .inference import load
-    from .models import count_parameters
-
-    if threads:
-        torch.set_num_threads(threads)  # Segmenter only ever lowers the count, so this holds
-    base_peak, base_now = _rss_mb(), _current_rss_mb()
-    t0 = time.perf_counter()
-    seg = load(model_id, models_dir=directory)
-    load_s = time.perf_counter() - t0
-    image, source = _test_image(seg.card.task)
-
-    for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
-        seg.predict(image)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        seg.predict(image)
-        times.append(time.perf_counter() - t)
-    ms = np.array(times) * 1000
-
-    images = [image] * batch
-    seg.predict_many(images, batch_size=batch)  # warm-up at batch size
-    reps = max(3, runs // 4)
+def _timed_ms(fn) -> float:
     t = time.perf_counter()
-    for _ in range(reps):
-        seg.predict_many(images, batch_size=batch)
-    batched_fps = reps * batch / (time.perf_counter() - t)
+    fn()
+    return (time.perf_counter() - t) * 1000
 
-    weights = seg.card.weights_path()
+
+def _measure_engines(segs: dict, image: np.ndarray, runs: int, batch: int) -> dict:
+    """Forward (the engine alone on the prepared input) and predict (end to end), interleaved across
+    engines so a change in the machine's load hits both alike; then batched throughput."""
+    x = {e: s._batch([image], s.train_preprocess) for e, s in segs.items()}
+    for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
+        for e, s in segs.items():
+            s.engine(x[e])
+            s.predict(image)
+    fwd = {e: [] for e in segs}
+    pred = {e: [] for e in segs}
+    for _ in range(runs):
+        for e, s in segs.items():
+            fwd[e].append(_timed_ms(lambda s=s, e=e: s.engine(x[e])))
+            pred[e].append(_timed_ms(lambda s=s: s.predict(image)))
+    out = {}
+    images = [image] * batch
+    for e, s in segs.items():
+        s.predict_many(images, batch_size=batch)  # warm-up at batch size
+        reps = max(3, runs // 4)
+        t = time.perf_counter()
+        for _ in range(reps):
+            s.predict_many(images, batch_size=batch)
+        out.update({
+            f"{e}_forward_ms_median": round(float(np.median(fwd[e])), 1),
+            f"{e}_forward_ms_p90": round(float(np.percentile(fwd[e], 90)), 1),
+            f"{e}_predict_ms_median": round(float(np.median(pred[e])), 1),
+            f"{e}_predict_ms_p90": round(float(np.percentile(pred[e], 90)), 1),
+            f"{e}_fps_batched": round(reps * batch / (time.perf_counter() - t), 2),
+        })
+    return out
+
+
+def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str | None,
+              video_frames: int | None, random_weights: bool, threads: int = 0,
+              engines: tuple[str, ...] = ("torch", "onnx")) -> dict:
+    """Measure one model on each engine in this process (run it in a fresh process for a clean peak RSS).
+
+    An engine the card cannot use (no ONNX graph, no onnxruntime) is reported, not measured.
+    """
+    from .engine import onnx_problem
+    from .inference import configure_threads, load
+    from .models import get_card
+
+    used_threads = configure_threads(threads or None)
+    base_peak, base_now = _rss_mb(), _current_rss_mb()
+    card = get_card(model_id, directory)
+    segs, load_s, skipped = {}, {}, {}
+    for e in engines:
+        problem = onnx_problem(card) if e == "onnx" else None
+        if problem:
+            skipped[e] = problem
+            continue
+        t0 = time.perf_counter()
+        segs[e] = load(model_id, models_dir=directory, engine=e)
+        load_s[e] = round(time.perf_counter() - t0, 3)
+    image, source = _test_image(card.task)
     out = {
-        "model": model_id,
-        "architecture": seg.card.architecture,
-        "weights": "random weights" if random_weights else "trained",
-        "task": seg.card.task,
-        "input_size": list(seg.card.input_size),
-        "image_size": [int(image.shape[0]), int(image.shape[1])],
-        "image_source": source,
-        "device": seg.device,
-        "torch_threads": torch.get_num_threads(),
-        "parameters": count_parameters(seg.model),
-        "weights_mb": round(weights.stat().st_size / 1e6, 2),
-        "load_seconds": round(load_s, 3),
-        "runs": runs,
-        "latency_ms_median": round(float(np.median(ms)), 1),
-        "latency_ms_p90": round(float(np.percentile(ms, 90)), 1),
-        "fps_single": round(1000 / float(np.median(ms)), 2),
-        "batch": batch,
-        "fps_batched": round(batched_fps, 2),
-        "rss_peak_mb": round(_rss_mb(), 0),
-        "rss_after_import_mb": round(base_now, 0),
-        "rss_growth_mb": round(_rss_mb() - max(base_peak, base_now), 0),
+        "model": model_id, "architecture": card.architecture,
+        "weights": "random weights" if random_weights else "trained", "task": card.task,
+        "input_size": list(card.input_size), "image_size": [int(image.shape[0]), int(image.shape[1])],
+        "image_source": source, "threads": used_threads, "engines": list(segs), "engines_skipped": skipped,
+        "parameters": card.parameters, "weights_mb": round(card.weights_path().stat().st_size / 1e6, 2),
+        "runs": runs, "batch": batch, **{f"{e}_load_seconds": v for e, v in load_s.items()},
+        **_measure_engines(segs, image, runs, batch),
     }
-    if video:
+    if "torch" in segs and "onnx" in segs:  # the issue-16 target: <= 0.75
+        out["onnx_predict_over_torch_forward"] = round(
+            out["onnx_predict_ms_median"] / out["torch_forward_ms_median"], 3)
+    out.update({"rss_peak_mb": round(_rss_mb(), 0), "rss_after_import_mb": round(base_now, 0),
+                "rss_growth_mb": round(_rss_mb() - max(base_peak, base_now), 0)})
+    if video and segs:
         from . import video as nvideo
 
         kwargs = {"max_frames": video_frames} if video_frames else {}
-        out["video"] = nvideo.benchmark_clip(seg, video, batch, **kwargs)
+        out["video"] = {e: nvideo.benchmark_clip(s, video, batch, **kwargs) for e, s in segs.items()}
     return out
 
 
@@ -182,27 +209,25 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def format_table(results: list[dict]) -> str:
-    cols = [
-        ("model", "model", "{}"), ("weights", "weights", "{}"), ("input HxW", "input_size", "{0[0]}x{0[1]}"),
-        ("image HxW", "image_size", "{0[0]}x{0[1]}"), ("threads", "torch_threads", "{}"),
-        ("params M", "parameters", "{:.2f}"),
-        ("weights MB", "weights_mb", "{:.1f}"), ("median ms", "latency_ms_median", "{:.1f}"),
-        ("p90 ms", "latency_ms_p90", "{:.1f}"), ("fps 1", "fps_single", "{:.1f}"),
-        ("fps batch", "fps_batched", "{:.1f}"), ("peak RSS MB", "rss_peak_mb", "{:.0f}"),
-        ("+RSS MB", "rss_growth_mb", "{:.0f}"),
-    ]
-    rows = [[h for h, _, _ in cols]]
+    """One row per model and engine; the last column is predict / eager torch forward (target <= 0.75)."""
+    cols = ["model", "engine", "input", "image", "threads", "fwd med", "fwd p90", "predict med", "predict p90",
+            "fps batch", "predict/torch fwd"]
+    rows = [cols]
     for r in results:
         if "error" in r:
             rows.append([r["model"], "ERROR: " + r["error"]] + [""] * (len(cols) - 2))
             continue
-        row = []
-        for _, key, fmt in cols:
-            v = r[key] / 1e6 if key == "parameters" else r[key]
-            row.append(fmt.format(v))
-        rows.append(row)
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(cols))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+        for e in r["engines"]:
+            ratio = r[f"{e}_predict_ms_median"] / r["torch_forward_ms_median"] if "torch" in r["engines"] else None
+            rows.append([r["model"] + (" (random weights)" if r["weights"] == "random weights" else ""), e,
+                         "{0[0]}x{0[1]}".format(r["input_size"]), "{0[0]}x{0[1]}".format(r["image_size"]),
+                         str(r["threads"]), *(f"{r[f'{e}_{k}']:.1f}" for k in
+                         ("forward_ms_median", "forward_ms_p90", "predict_ms_median", "predict_ms_p90", "fps_batched")),
+                         "" if ratio is None else f"{ratio:.2f}"])
+        for e, why in r.get("engines_skipped", {}).items():
+            rows.append([r["model"], e, "not measured: " + why] + [""] * (len(cols) - 3))
+    widths = [max(len(str(row[i])) for row in rows if len(row) == len(cols)) for i in range(len(cols))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -220,8 +245,10 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--runs", type=int, default=20, help="timed single-frame runs after warm-up (>= 20 advised)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     ap.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads (default: nervseg.inference's choice). On a machine busy with other "
-                         "work, 1 thread avoids threads waiting on each other and can be many times faster")
+                    help="CPU threads of both engines (default: nervseg.inference's choice). On a machine busy with "
+                         "other work, 1 thread avoids threads waiting on each other and can be much faster")
+    ap.add_argument("--engines", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"],
+                    help="engines to measure (default: both)")
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
     ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end (nervseg.video)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
@@ -231,7 +258,8 @@ def main(argv=None) -> list[dict]:
     if args.worker:  # internal: one model in this fresh process, result as JSON on stdout
         spec = json.loads(args.worker)
         res = bench_one(spec["model_id"], Path(spec["dir"]), spec["runs"], spec["batch"], spec["video"],
-                        spec["video_frames"], spec["random"], spec.get("threads", 0))
+                        spec["video_frames"], spec["random"], spec.get("threads", 0),
+                        tuple(spec.get("engines", ("torch", "onnx"))))
         print(json.dumps(res))
         return [res]
 
@@ -265,7 +293,7 @@ def main(argv=None) -> list[dict]:
             print(f"benchmarking {model_id}{' (random weights)' if is_random else ''} ...", flush=True)
             spec = {"model_id": model_id, "dir": str(directory), "runs": args.runs, "batch": args.batch,
                     "video": args.video, "video_frames": args.video_frames, "random": is_random,
-                    "threads": args.threads}
+                    "threads": args.threads, "engines": args.engines}
             results.append(_run_worker(spec))
     finally:
         if tmp is not None:
@@ -273,7 +301,8 @@ def main(argv=None) -> list[dict]:
 
     print()
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"latency = Segmenter.predict on one frame incl. resize, normalise and post-processing")
+          f"fwd = the engine alone; predict = Segmenter.predict on one frame end to end (ms); "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(format_table(results))
     for r in results:
         if "video" in r:

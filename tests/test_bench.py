@@ -1,4 +1,4 @@
-"""nervseg.bench: measures what it says, in-process on a tiny random-weight model."""
+"""nervseg.bench: measures what it says, in-process on tiny random-weight models."""
 
 from __future__ import annotations
 
@@ -7,19 +7,33 @@ import pytest
 from nervseg import bench
 
 
-def test_bench_one_random_model(random_model_dir):
-    r = bench.bench_one("random-unet", random_model_dir, runs=3, batch=2, video=None, video_frames=None,
-                        random_weights=True)
-    assert r["weights"] == "random weights"
-    assert r["latency_ms_p90"] >= r["latency_ms_median"] > 0
-    assert r["fps_batched"] > 0 and r["fps_single"] > 0
+def test_bench_one_measures_both_engines(tmp_path):
+    card = bench._random_card("unet", tmp_path, size=(64, 64))  # exported to ONNX as well
+    r = bench.bench_one(card.id, tmp_path, runs=3, batch=2, video=None, video_frames=None, random_weights=True,
+                        threads=1)
+    assert r["weights"] == "random weights" and r["engines"] == ["torch", "onnx"] and r["threads"] == 1
+    for e in ("torch", "onnx"):
+        assert r[f"{e}_forward_ms_p90"] >= r[f"{e}_forward_ms_median"] > 0
+        assert r[f"{e}_predict_ms_p90"] >= r[f"{e}_predict_ms_median"] > 0
+        assert r[f"{e}_fps_batched"] > 0
+    assert r["onnx_predict_over_torch_forward"] == pytest.approx(
+        r["onnx_predict_ms_median"] / r["torch_forward_ms_median"], rel=0.01)
     assert r["parameters"] > 0 and r["weights_mb"] > 0
     assert r["rss_peak_mb"] >= r["rss_after_import_mb"] > 0
     table = bench.format_table([r, {"model": "broken", "error": "boom"}])
-    assert "random-unet" in table and "random weights" in table and "ERROR: boom" in table
+    assert table.count("random-unet (random weights)") == 2 and "ERROR: boom" in table
+
+
+def test_a_card_without_a_graph_is_measured_on_torch_only(random_model_dir):
+    r = bench.bench_one("random-unet", random_model_dir, runs=2, batch=2, video=None, video_frames=None,
+                        random_weights=True, threads=1)
+    assert r["engines"] == ["torch"] and "no ONNX graph" in r["engines_skipped"]["onnx"]
+    assert "onnx_predict_over_torch_forward" not in r
+    assert "not measured: no ONNX graph" in bench.format_table([r])
 
 
 def test_help(capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["--help"])
-    assert e.value.code == 0 and "--video" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--video" in out and "--engines" in out

@@ -41,7 +41,7 @@ def test_predict_many_equals_predict(seg, rng):
     images = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(64, 64), (80, 50), (45, 99)]]
     many = seg.predict_many(images, batch_size=2)
     assert len(many) == 3
-    for img, m in zip(images, many):
+    for img, m in zip(images, many, strict=True):
         one = seg.predict(img)
         np.testing.assert_allclose(m.probs, one.probs, atol=1e-4)  # batched kernels round differently
         assert np.mean(m.mask != one.mask) < 0.001  # argmax ties may flip a rare pixel
@@ -109,3 +109,18 @@ def test_real_image_at_its_resolution(seg, usgra_pair):
     img = load_image(usgra_pair[0])
     p = seg.predict(img)
     assert p.mask.shape == img.shape and p.probs.shape[1:] == img.shape
+
+
+def test_remove_small_equals_a_scipy_labelling(rng):
+    """The bounding-box labelling drops exactly the components scipy finds too small (8-connected)."""
+    from scipy import ndimage
+
+    for trial in range(5):
+        m = (rng.random((90, 120)) < 0.08 + 0.1 * trial).astype(np.uint8) * rng.integers(1, 3, (90, 120), dtype=np.uint8)
+        m[10:40, 20:70] = 1  # one large component
+        want = m.copy()
+        for c in (1, 2):
+            labels, n = ndimage.label(m == c, structure=np.ones((3, 3)))
+            sizes = np.bincount(labels.ravel())
+            want[(labels > 0) & (sizes[labels] < 6)] = 0
+        np.testing.assert_array_equal(remove_small(m, 6), want)
