@@ -40,8 +40,6 @@ import numpy as np
 
 from . import data_root, models_dir
 
-# Real frame sizes (H, W) per task; used when the data folder is absent as well.
-REALISTIC_SIZE = {"kaggle-bp": (420, 580), "usgra": (512, 534), "": (420, 580)}
 RANDOM_INPUT = (128, 176)  # random-weight stand-ins: the shipped kaggle-bp input size (scripts/train_all.sh)
 RANDOM_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}  # as nervseg.train ships
 
@@ -61,42 +59,31 @@ def _current_rss_mb() -> float:
 
 
 def _test_image(task: str) -> tuple[np.ndarray, str]:
-    """A real frame of the task when the data is present, else noise of the same size."""
+    """A real frame of the task (its dataset spec's main set) when the data is present, else noise of
+    the task's real frame size."""
+    from .datasets import TASKS
     from .io import load_image
 
-    root = data_root()
-    candidates = {
-        "kaggle-bp": sorted((root / "kaggle-bp" / "fullres").glob("*[0-9].tif"))[:1],
-        "usgra": sorted((root / "usgra-seg" / "images").glob("*.png"))[:1],
-    }.get(task) or sorted((root / "kaggle-bp" / "fullres").glob("*[0-9].tif"))[:1]
-    for p in candidates:
+    ds = TASKS.get(task) or TASKS["kaggle-bp"]
+    try:
+        pairs = ds.pairs(ds.extra or "main", data_root())  # kaggle-bp: full-resolution frames
+    except Exception:  # noqa: BLE001 - no data folder: fall back to a synthetic frame of the real size
+        pairs = []
+    for p in pairs[:1]:
         try:
-            return load_image(p), f"real frame {p.name}"
+            return load_image(p.image), f"real frame {p.image.name}"
         except Exception:  # noqa: BLE001 - fall back to a synthetic frame of the real size
             pass
-    h, w = REALISTIC_SIZE.get(task, REALISTIC_SIZE[""])
+    h, w = ds.frame_size
     return np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8), "synthetic noise"
 
 
 def _random_card(arch: str, directory: Path, size: tuple[int, int] = RANDOM_INPUT):
-    """A random-weight card for `arch` in `directory` (never written to models/)."""
-    import torch
+    """A random-weight kaggle-bp-shaped card for `arch` in `directory` (never written to models/)."""
+    from .random_cards import random_card
 
-    from .models import ARCHITECTURES, ModelCard, build, count_parameters, save_weights
-
-    torch.manual_seed(0)
-    model = build(arch, 2, **RANDOM_SMP_KWARGS)
-    model_id = f"random-{arch}"
-    weights = directory / f"{model_id}.safetensors"
-    sha, nbytes = save_weights(model, weights, "float16")
-    card = ModelCard(
-        id=model_id, name=f"{ARCHITECTURES[arch].display} (random weights)", architecture=arch,
-        classes=["background", "nerve"], encoder=ARCHITECTURES[arch].encoder, smp_kwargs=dict(RANDOM_SMP_KWARGS),
-        input_size=list(size), task="kaggle-bp", weights_file=weights.name, weights_sha256=sha,
-        weights_bytes=nbytes, parameters=count_parameters(model), notes="random weights",
-    )
-    card.path = str(directory / f"{model_id}.json")
-    card.save(Path(card.path))
+    card = random_card(directory, arch, ["background", "nerve"], size=size, smp_kwargs=RANDOM_SMP_KWARGS,
+                       task="kaggle-bp")
     if importlib.util.find_spec("onnx") is not None:  # so ONNX Runtime is measured beside torch
         from .onnx_export import export_card
 
@@ -181,10 +168,8 @@ def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str 
     out.update({"rss_peak_mb": round(_rss_mb(), 0), "rss_after_import_mb": round(base_now, 0),
                 "rss_growth_mb": round(_rss_mb() - max(base_peak, base_now), 0)})
     if video and segs:
-        from . import video as nvideo
-
         kwargs = {"max_frames": video_frames} if video_frames else {}
-        out["video"] = {e: nvideo.benchmark_clip(s, video, batch, **kwargs) for e, s in segs.items()}
+        out["video"] = {e: benchmark_clip(s, video, batch, **kwargs) for e, s in segs.items()}
     return out
 
 
@@ -232,8 +217,8 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> list[dict]:
-    from .models import ARCHITECTURES, available
+def _parser() -> argparse.ArgumentParser:
+    from .models import ARCHITECTURES
 
     ap = argparse.ArgumentParser(prog="python -m nervseg.bench", description=__doc__.split("\n")[0],
                                  epilog="Each model runs in its own subprocess so its peak memory is its own.")
@@ -253,25 +238,16 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end (nervseg.video)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
 
-    if args.worker:  # internal: one model in this fresh process, result as JSON on stdout
-        spec = json.loads(args.worker)
-        res = bench_one(spec["model_id"], Path(spec["dir"]), spec["runs"], spec["batch"], spec["video"],
-                        spec["video_frames"], spec["random"], spec.get("threads", 0),
-                        tuple(spec.get("engines", ("torch", "onnx"))))
-        print(json.dumps(res))
-        return [res]
 
-    if args.runs < 1 or args.batch < 1:
-        raise SystemExit("--runs and --batch must be at least 1")
-    jobs: list[tuple[str, Path, bool]] = []
-    tmp = None
-    if args.arch:
-        tmp = tempfile.TemporaryDirectory(prefix="nervseg-bench-")
-        for arch in args.arch:
-            jobs.append((_random_card(arch, Path(tmp.name), tuple(args.size)).id, Path(tmp.name), True))
+def _jobs(args, tmp_dir: Path) -> list[tuple[str, Path, bool]]:
+    """(model id, models folder, random weights?) to benchmark, as the flags ask."""
+    from .models import ARCHITECTURES, available
+
     shipped = {c.id: c for c in available(models_dir())}
+    randoms = list(args.arch or [])
+    jobs: list[tuple[str, Path, bool]] = []
     if args.models:
         missing = [m for m in args.models if m not in shipped]
         if missing:
@@ -283,22 +259,11 @@ def main(argv=None) -> list[dict]:
         else:
             print("No trained models in models/ yet: benchmarking each architecture with RANDOM WEIGHTS "
                   "(speed and memory only; these are not models).", flush=True)
-            tmp = tempfile.TemporaryDirectory(prefix="nervseg-bench-")
-            for arch in ARCHITECTURES:
-                jobs.append((_random_card(arch, Path(tmp.name), tuple(args.size)).id, Path(tmp.name), True))
+            randoms = list(ARCHITECTURES)
+    return [(_random_card(a, tmp_dir, tuple(args.size)).id, tmp_dir, True) for a in randoms] + jobs
 
-    results = []
-    try:
-        for model_id, directory, is_random in jobs:
-            print(f"benchmarking {model_id}{' (random weights)' if is_random else ''} ...", flush=True)
-            spec = {"model_id": model_id, "dir": str(directory), "runs": args.runs, "batch": args.batch,
-                    "video": args.video, "video_frames": args.video_frames, "random": is_random,
-                    "threads": args.threads, "engines": args.engines}
-            results.append(_run_worker(spec))
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
+def _report(results: list[dict], path: Path) -> None:
     print()
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"fwd = the engine alone; predict = Segmenter.predict on one frame end to end (ms); "
@@ -313,9 +278,31 @@ def main(argv=None) -> list[dict]:
                     "python": platform.python_version(), "load_average": os.getloadavg()},
         "results": results,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.json}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {path}")
+
+
+def main(argv=None) -> list[dict]:
+    args = _parser().parse_args(argv)
+    if args.worker:  # internal: one model in this fresh process, result as JSON on stdout
+        spec = json.loads(args.worker)
+        res = bench_one(spec["model_id"], Path(spec["dir"]), spec["runs"], spec["batch"], spec["video"],
+                        spec["video_frames"], spec["random"], spec.get("threads", 0),
+                        tuple(spec.get("engines", ("torch", "onnx"))))
+        print(json.dumps(res))
+        return [res]
+    if args.runs < 1 or args.batch < 1:
+        raise SystemExit("--runs and --batch must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="nervseg-bench-") as tmp:
+        results = []
+        for model_id, directory, is_random in _jobs(args, Path(tmp)):
+            print(f"benchmarking {model_id}{' (random weights)' if is_random else ''} ...", flush=True)
+            spec = {"model_id": model_id, "dir": str(directory), "runs": args.runs, "batch": args.batch,
+                    "video": args.video, "video_frames": args.video_frames, "random": is_random,
+                    "threads": args.threads, "engines": args.engines}
+            results.append(_run_worker(spec))
+    _report(results, args.json)
     return results
 
 

@@ -26,10 +26,21 @@ from .data import SegDataset, augmentation, co_training_arrays, load_arrays
 from .datasets import CO_TRAINING, TASKS, DatasetSpec, spec
 from .losses import LOSSES, make_loss, nerve_only_loss
 from .models import ARCHITECTURES, ModelCard, build, get_card, load_state_dict, save_weights
+from .onnx_export import export_card
 from .splits import Split, make_split
 from .train_card import DEFAULT_SMP_KWARGS, make_card
-from .train_loop import (Fitter, TrainState, endless, fit_epoch, load_checkpoint, progress, run_validation,
-                         save_checkpoint, seed_everything, weight_average)
+from .train_loop import (
+    Fitter,
+    TrainState,
+    endless,
+    fit_epoch,
+    load_checkpoint,
+    progress,
+    run_validation,
+    save_checkpoint,
+    seed_everything,
+    weight_average,
+)
 
 NORMALISATION = DEFAULT_NORMALISATION
 
@@ -298,7 +309,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> ModelCard:
     card.save(Path(card.path))
     evaluate_and_tune(cfg, card, model, data, device)
     card.save(Path(card.path))
-    print(f"[{cfg.model_id}] wrote {weights} ({nbytes / 1e6:.1f} MB) and {card.path}", flush=True)
+    graph = export_card(card)  # the inference engine's graph, so the new weights never run on a stale one
+    print(f"[{cfg.model_id}] wrote {weights} ({nbytes / 1e6:.1f} MB), {graph.name} and {card.path}", flush=True)
     return card
 
 

@@ -18,9 +18,9 @@ import io as _io
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -354,20 +354,6 @@ def eta_seconds(done: int, total: int, elapsed: float) -> float | None:
     if done <= 0 or elapsed <= 0:
         return None
     return max(0.0, elapsed / done * (total - done))
-
-
-_MOVED = {"read_boxes": "boxes", "boxes_mask": "boxes", "box_agreement": "boxes", "sample_clips": "boxes",
-          "agreement_for_model": "boxes", "Box": "boxes", "timeline_figure": "viz", "benchmark_clip": "bench",
-          "main": "video_cli"}
-
-
-def __getattr__(name: str):
-    """Names that moved to the module of their job still resolve here (for older callers)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -92,9 +92,9 @@ def test_empty_file_shows_error(shipped_bp_model):
 
 def test_pick_sample_clip(shipped_bp_model):
     """A shared bp-videos clip can be picked and is decoded (processing 145-220 real frames is too slow for a unit test)."""
-    from nervseg import video
+    from nervseg import boxes, video
 
-    clips = video.sample_clips()
+    clips = boxes.sample_clips()
     if not clips:
         pytest.skip("bp-videos sample clips not found under the data root")
     at = new_app().run()
