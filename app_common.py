@@ -8,7 +8,6 @@ is there on the others.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from nervseg import models as nmodels
 from nervseg import provenance
 from nervseg import samples as nsamples
 from nervseg.budget import ByteBudget, nbytes_of
+from nervseg.hashing import sha256_bytes
 from nervseg.inference import Prediction, Segmenter, load
 from nervseg.io import IMAGE_FORMATS, ImageData, InputError, load_image_data, load_mask  # noqa: F401
 from nervseg.models import ModelCard, ModelError
@@ -162,7 +162,7 @@ def preprocess_summary(card: ModelCard | None) -> str:
 
 
 def image_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)
 
 
 CACHE_MB = int(os.environ.get("NERVSEG_CACHE_MB", "512") or 512)

@@ -7,12 +7,12 @@ sha256) belongs to it. Weights are safetensors only; pickle is never loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import models_dir as _default_models_dir
+from .hashing import sha256_file  # noqa: F401 - re-exported for callers of models.sha256_file
 
 
 class ModelError(RuntimeError):
@@ -244,14 +244,6 @@ def get_card(model_id: str, directory: Path | None = None) -> ModelCard:
         ids = [c.id for c in available(directory)]
         raise ModelError(f"no model {model_id!r}; available: {ids or 'none'}")
     return read_card(path)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_state_dict(card: ModelCard) -> dict:

@@ -12,7 +12,6 @@ test server); $NERVSEG_SAMPLES_CACHE moves the cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import PROJECT_ROOT, data_root
+from .hashing import sha256_bytes
 
 MANIFEST = PROJECT_ROOT / "sample_images" / "manifest.json"
 BUNDLED = PROJECT_ROOT / "sample_images" / "samples.json"
@@ -142,14 +142,10 @@ def cache_dir() -> Path:
     return Path(env) if env else PROJECT_ROOT / "sample_images" / "cache"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def cached_path(sample: Sample) -> Path | None:
     """The cached copy of `sample` if present and intact."""
     p = cache_dir() / sample.name
-    if p.is_file() and _sha256(p.read_bytes()) == sample.sha256:
+    if p.is_file() and sha256_bytes(p.read_bytes()) == sample.sha256:
         return p
     return None
 
@@ -186,7 +182,7 @@ def fetch(sample: Sample, progress: Progress | None = None, timeout: float = 15.
             "Are you offline? Upload a scan instead, or try again later."
         ) from None
     data = b"".join(chunks)
-    if _sha256(data) != sample.sha256:
+    if sha256_bytes(data) != sample.sha256:
         raise SampleError(f"{sample.name}: the downloaded file differs from the manifest (sha256 mismatch); not used.")
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
