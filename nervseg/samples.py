@@ -193,21 +193,17 @@ def fetch(sample: Sample, progress: Progress | None = None, timeout: float = 15.
 
 
 def local_samples(per_dataset: int = 3, root: Path | None = None) -> list[LocalSample]:
-    """A few image/mask pairs from the shared data folder, if it exists (else [])."""
-    from .data import find_pairs
+    """A few image/mask pairs of every set of every dataset spec found under the data folder (else [])."""
+    from .datasets import TASKS
 
     root = Path(root) if root else data_root()
-    sources = [
-        ("usgra-seg", root / "usgra-seg", "CC-BY 4.0, Timm Kandaouroff"),
-        ("kaggle-bp", root / "kaggle-bp" / "images-256", "Kaggle 2016 competition data, research use only"),
-        ("kaggle-bp full-res", root / "kaggle-bp" / "fullres", "Kaggle 2016 competition data, research use only"),
-    ]
     out = []
-    for dataset, folder, licence in sources:
-        if not folder.is_dir():
-            continue
-        pairs = find_pairs(folder)
-        step = max(1, len(pairs) // per_dataset) if pairs else 1
-        for p in pairs[::step][:per_dataset]:
-            out.append(LocalSample(f"{dataset} {p.stem}", dataset, p.image, p.mask, licence))
+    for ds in TASKS.values():
+        for set_name, pair_set in ds.sets.items():
+            pairs = pair_set.pairs(root)
+            label = pair_set.folder.split("/")[0] + ("" if set_name == "main" else f" {set_name}")
+            step = max(1, len(pairs) // per_dataset) if pairs else 1
+            for p in pairs[::step][:per_dataset]:
+                out.append(LocalSample(f"{label} {p.stem}", label, p.image, p.mask, ds.attribution
+                                       if ds.licence.startswith("Kaggle") else f"{ds.licence}, {ds.attribution}"))
     return out
