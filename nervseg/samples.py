@@ -16,9 +16,9 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import PROJECT_ROOT, data_root
 from .hashing import sha256_bytes
