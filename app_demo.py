@@ -10,8 +10,9 @@ import numpy as np
 import streamlit as st
 
 import app_common as ac
-from nervseg import metrics, provenance, viz
+from nervseg import comparison, metrics, provenance, viz
 from nervseg import samples as nsamples
+from nervseg.datasets import TASKS
 from nervseg.models import ModelCard
 from nervseg.presence import Presence, assess
 
@@ -165,3 +166,23 @@ def training_note(card: ModelCard, image_shape: tuple[int, int], mask: np.ndarra
             + (f" (input {card.input_size[1]}×{card.input_size[0]}); this {w}×{h} scan looks unlike those images."
                if unlike else ".")
             + " Try a model of another group in the sidebar.")
+
+
+def architecture_verdict(task: str) -> None:
+    """How the task's architectures compare, in plain words, with where the figures come from."""
+    c = comparison.load(task)
+    if c is None:
+        return
+    label = TASKS[task].display if task in TASKS else task
+    st.info(f"**{label}: which architecture is better?** " + " ".join(c.verdicts()), icon=":material/balance:")
+    st.caption(f"Figures: {c.source}. Per-image Dice, paired on the same images; 95% CIs by bootstrap over "
+               "groups (kaggle-bp subjects, usgra images).")
+
+
+def dice_with_ci(task: str, model_id: str, cls: str, fallback: float | None) -> str:
+    """'0.709 [0.652, 0.759]' from the task's comparison figures, else the card's figure alone."""
+    c = comparison.load(task)
+    m = c.dice_ci(model_id, cls) if c else None
+    if m is None:
+        return ac.fmt(fallback)
+    return f"{m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}]"

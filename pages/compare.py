@@ -74,6 +74,7 @@ if card is None:
 group = ac.same_task_cards(card)
 st.caption(f"Every **{provenance.group_label(card)}** model ({', '.join(c.arch_display for c in group)}), same image, "
            f"same preprocessing: {ac.preprocess_summary(card)}. Another group: choose it in the sidebar.")
+app_demo.architecture_verdict(card.task)
 picked = ac.image_picker("compare")
 if picked is None:
     st.info("Upload a scan, or open one of the bundled samples.", icon=":material/upload:")

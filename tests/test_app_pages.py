@@ -447,3 +447,17 @@ def test_a_model_that_marks_nothing_on_an_unlike_scan_says_so(no_data):
     assert any("marks nothing" in n and provenance.dataset_label(nerve_only) in n for n in notes), notes
     unlike = provenance.unlike_training(nerve_only, load_image(empty.image).shape)
     assert any("unlike" in n for n in notes) == unlike
+
+
+def test_home_and_compare_state_the_architecture_comparison_with_its_source():
+    """No bare ranking: each task's verdict and the 95% CIs, saying what data they come from."""
+    at = run_app()
+    assert_clean(at)
+    verdicts = [i.value for i in at.info if "which architecture is better" in i.value]
+    assert len(verdicts) == 2 and all("no clear difference" in v for v in verdicts), verdicts
+    assert any("held-out split" in c.value for c in at.caption), [c.value for c in at.caption]
+    table = at.dataframe[0].value
+    assert table["nerve Dice [95% CI]"].str.match(r"^0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]$").all()
+    at.switch_page("pages/compare.py").run()
+    assert_clean(at)
+    assert any("which architecture is better" in i.value for i in at.info)
