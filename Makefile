@@ -18,7 +18,7 @@ app: $(STAMP)
 	$(VENV)/bin/streamlit run streamlit_app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 app-lean: $(APP_STAMP)
-	$(APP_VENV)/bin/streamlit run streamlit_app.py
+	$(APP_VENV)/bin/streamlit run streamlit_app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

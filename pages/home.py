@@ -42,15 +42,14 @@ if not cards:
 else:
     rows = [{  # the group and the architecture together are the model's full name, in narrow columns
         "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
-        "nerve Dice [95% CI]": app_demo.dice_with_ci(c.task, c.id, "nerve", c.validation_dice("nerve")),
-        "vessel Dice [95% CI]": (app_demo.dice_with_ci(c.task, c.id, "vessel", c.validation_dice("vessel"))
+        "nerve Dice": app_demo.dice_with_ci(c.task, c.id, "nerve", c.validation_dice("nerve")),
+        "vessel Dice": (app_demo.dice_with_ci(c.task, c.id, "vessel", c.validation_dice("vessel"))
                                  if "vessel" in c.classes else "—"),
-        "parameters": f"{c.parameters / 1e6:.1f} M",
     } for c in sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        "nerve Dice [95% CI]": st.column_config.TextColumn(
-            help="Mean per-image Dice (1 = perfect overlap) on held-out images, with its 95% confidence interval."),
-        "vessel Dice [95% CI]": st.column_config.TextColumn(help="— : the model does not mark vessels."),
+        "nerve Dice": st.column_config.TextColumn(
+            help="Mean per-image Dice [95% confidence interval] on held-out images (1 = perfect overlap)."),
+        "vessel Dice": st.column_config.TextColumn(help="— : the model does not mark vessels."),
     })
     st.caption("Dice: overlap with the expert's mask on the card's held-out validation images, each on its own "
                "dataset: figures of different groups are not comparable.")
