@@ -239,7 +239,7 @@ def dice_matrix_figure(names: list[str], matrix: np.ndarray):
 
 
 def timeline_figure(stats: list[dict], class_name: str = "nerve", current: int | None = None):
-    """Plotly line chart of a class's area (left axis) and confidence (right axis) per frame."""
+    """Plotly line chart of a class's area (left axis) and mean probability over its marked pixels (right axis) per frame."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -251,7 +251,7 @@ def timeline_figure(stats: list[dict], class_name: str = "nerve", current: int |
     )
     fig.add_trace(
         go.Scatter(
-            x=x, y=[r.get(f"{class_name}_confidence") for r in stats], name=f"{class_name} confidence",
+            x=x, y=[r.get(f"{class_name}_confidence") for r in stats], name=f"{class_name} mean probability (marked pixels)",
             line=dict(dash="dot"),
         ),
         secondary_y=True,

@@ -100,7 +100,7 @@ def scrubber(result, structure: str) -> None:
     st.image(result.overlay_frame(i), caption=f"Frame {i} · {row['time_s']:.2f} s", width="stretch")
     m1, m2, m3 = st.columns(3)
     m1.metric(f"{structure} area", f"{row[f'{structure}_area_px']} px")
-    m2.metric(f"{structure} confidence", ac.fmt(row[f"{structure}_confidence"], 2),
+    m2.metric(f"{structure} mean probability", ac.fmt(row[f"{structure}_confidence"], 2),
               help="Mean probability over the marked pixels (not a calibrated presence probability).")
     m3.metric(f"{structure} parts", row[f"{structure}_components"])
     st.plotly_chart(viz.timeline_figure(result.stats, structure, current=i), key="cine_timeline", width="stretch")
@@ -133,7 +133,8 @@ with sample:
 
 clip = st.session_state.get(CLIP_KEY)
 if not clip:
-    st.info("Upload a clip or pick a sample to start.", icon=":material/movie:")
+    st.info("Upload a clip to start (sample clips appear here when the shared data folder is present).",
+            icon=":material/movie:")
     st.stop()
 
 try:

@@ -52,7 +52,9 @@ else:
         "vessel Dice": st.column_config.TextColumn(help="— : the model does not mark vessels."),
     })
     st.caption("Dice: overlap with the expert's mask on the card's held-out validation images, each on its own "
-               "dataset: figures of different groups are not comparable.")
+               "dataset: figures of different groups are not comparable. The usgra-seg figures are optimistic: 11 of "
+               "its 41 validation images have a near-duplicate among the training images (the other 30 score nerve "
+               "Dice 0.57-0.68); cross-validated figures are to come.")
     for task in dict.fromkeys(c.task for c in cards):
         app_demo.architecture_verdict(task)
 

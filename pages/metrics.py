@@ -46,7 +46,7 @@ rows, skipped, pairs = [], [], []
 if mode.startswith("One"):
     picked = ac.image_picker("metrics")
     if picked is None:
-        st.info("Upload a scan (or pick a shared-data sample, which comes with its mask).", icon=":material/upload:")
+        st.info("Upload a scan with its mask, or open a bundled sample (it comes with its mask).", icon=":material/upload:")
         st.stop()
     truth = ac.mask_uploader("Ground-truth mask (PNG/TIFF: class ids 0/1/2, or 0/255)", "metrics_mask",
                              picked.image.image, default=picked.mask)

@@ -42,8 +42,8 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
         m2.metric("Parameters", f"{c.parameters / 1e6:.2f} M")
         m3.metric("Weights", f"{c.weights_bytes / 1e6:.1f} MB", help=f"{c.weights_dtype}, sha256 {c.weights_sha256[:16]}…")
         dice = c.validation_dice("nerve")
-        m4.metric("Nerve Dice [95% CI]", app_demo.dice_with_ci(c.task, c.id, "nerve", dice),
-                  help="Mean per-image Dice on held-out images with its 95% CI (Home says which split).")
+        m4.metric("Nerve Dice", ac.fmt(dice), help="Mean per-image Dice on the card's held-out images [95% CI]: "
+                  + app_demo.dice_with_ci(c.task, c.id, "nerve", dice) + " (Home says which split).")
         st.markdown(
             f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
             f"**Build:** {spec.description if spec else c.architecture} · smp `{c.smp_class}` · encoder `{c.encoder}` · "

@@ -59,7 +59,9 @@ def results(picked, card, pred, truth, spacing) -> None:
         ac.remembered("seg_threshold", "threshold", 0.5)
         ac.remembered("seg_opacity", "opacity", 0.45)
         threshold = c1.slider("Threshold", 0.05, 0.95, step=0.05, key="seg_threshold",
-                              help="A pixel is marked when the model's probability for a structure reaches this.")
+                              help="At 0.50 (the default) the mask is the model's own decision (most likely class, "
+                                   "as scored in the cards and on Compare and Metrics); otherwise a pixel is marked "
+                                   "when its most likely structure's probability reaches this.")
         alpha = c2.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="seg_opacity")
         ac.remember("seg_threshold", "threshold")
         ac.remember("seg_opacity", "opacity")
@@ -69,7 +71,7 @@ def results(picked, card, pred, truth, spacing) -> None:
                                                   help="The expert's mask, drawn over the view.")
         if view == "Probability" and len(classes) > 2:
             st.radio("Structure", classes[1:], horizontal=True, key="seg_heat_class")
-        mask = pred.mask_at(threshold)
+        mask = pred.mask if threshold == 0.5 else pred.mask_at(threshold)  # default: the model's decision
         rgb, scale = shown_view(view, image, pred, mask, alpha, truth, outline)
         height = int(FIGURE_WIDTH * image.shape[0] / image.shape[1])
         st.plotly_chart(viz.image_figure(rgb, colour_scale=scale, height=height), width="stretch", key="seg_figure",
