@@ -59,6 +59,7 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             st.markdown(f"{data.pop('name', '–')}  \n*Licence:* {data.pop('licence', '–')}")
             split = data.pop("split", {})
             if split:
+                st.caption("Validation split:")
                 st.json({k: v for k, v in split.items() if k != "val_stems"}, expanded=False)
             st.markdown("**Training recipe**")
             recipe = {k: v for k, v in c.training.items() if k != "earlier_stages"}
@@ -69,6 +70,8 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                     for stage in stages:
                         st.code(stage.get("command", ""), language="bash", wrap_lines=True)
             if c.command:
+                st.caption("The command of the last training stage" + (f" ({len(stages) + 1} stages in all; "
+                           "scripts/train_all.sh runs every stage)" if stages else "") + ":")
                 st.code(c.command, language="bash", wrap_lines=True)
         with right:
             if c.curves.get("epoch"):
