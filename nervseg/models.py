@@ -28,9 +28,13 @@ class Architecture:
     smp_class: str
     encoder: str
     description: str
+    # defaults for NEW training runs only; a shipped model is rebuilt from its card's own kwargs
+    default_kwargs: dict = field(default_factory=lambda: dict(UNET_KWARGS), hash=False, compare=False)
 
 
-# One place to add an architecture: a new entry here.
+UNET_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}  # as the shipped cards were trained
+
+# One place to add an architecture: a new entry here (any smp class, with its own default_kwargs).
 ARCHITECTURES: dict[str, Architecture] = {
     a.key: a
     for a in (
@@ -66,25 +70,24 @@ def _drop_unreached_stages(model, encoder: str, depth: int) -> None:
         setattr(parent, leaf, nn.Identity())
 
 
-def build(arch: str, classes: int, in_channels: int = 1, **smp_kwargs):
-    """An untrained smp model of `arch`; never downloads encoder weights."""
+def build_smp(smp_class: str, encoder: str, classes: int, in_channels: int = 1, **smp_kwargs):
+    """An untrained smp model (the one factory); never downloads encoder weights."""
     import segmentation_models_pytorch as smp
 
+    smp_kwargs = dict(smp_kwargs)
+    smp_kwargs.pop("encoder_weights", None)
+    model = smp.create_model(arch=smp_class, encoder_name=encoder, encoder_weights=None,
+                             in_channels=in_channels, classes=classes, **smp_kwargs)
+    _drop_unreached_stages(model, encoder, int(smp_kwargs.get("encoder_depth", 5)))
+    return model
+
+
+def build(arch: str, classes: int, in_channels: int = 1, **smp_kwargs):
+    """An untrained model of a registry architecture (new training runs)."""
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
     spec = ARCHITECTURES[arch]
-    smp_kwargs = dict(smp_kwargs)
-    smp_kwargs.pop("encoder_weights", None)
-    model = smp.create_model(
-        arch=spec.smp_class,
-        encoder_name=spec.encoder,
-        encoder_weights=None,
-        in_channels=in_channels,
-        classes=classes,
-        **smp_kwargs,
-    )
-    _drop_unreached_stages(model, spec.encoder, int(smp_kwargs.get("encoder_depth", 5)))
-    return model
+    return build_smp(spec.smp_class, spec.encoder, classes, in_channels, **smp_kwargs)
 
 
 @dataclass
@@ -148,7 +151,7 @@ class ModelCard:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, path: str = "") -> "ModelCard":
+    def from_dict(cls, d: dict, path: str = "") -> ModelCard:
         """A card from its JSON dict; ModelError naming the card and the field when a field is wrong."""
         where = Path(path).name if path else str(d.get("id", "?")) if isinstance(d, dict) else "?"
         if not isinstance(d, dict):
@@ -267,7 +270,14 @@ def load_state_dict(card: ModelCard) -> dict:
 
 
 def build_from_card(card: ModelCard):
-    return build(card.architecture, card.n_classes, **card.smp_kwargs)
+    """The card is the build recipe: its smp class, encoder and kwargs (the registry only fills gaps of
+    old cards), so editing the registry never changes how a shipped model loads."""
+    spec = ARCHITECTURES.get(card.architecture)
+    smp_class, encoder = card.smp_class or (spec and spec.smp_class), card.encoder or (spec and spec.encoder)
+    if not smp_class or not encoder:
+        raise ModelError(f"model card {card.id} names no smp class/encoder and its architecture "
+                         f"{card.architecture!r} is not in the registry")
+    return build_smp(smp_class, encoder, card.n_classes, **card.smp_kwargs)
 
 
 def load_model(card: ModelCard):

@@ -28,7 +28,7 @@ from .losses import LOSSES, make_loss, nerve_only_loss
 from .models import ARCHITECTURES, ModelCard, build, get_card, load_state_dict, save_weights
 from .onnx_export import export_card
 from .splits import Split, make_split
-from .train_card import DEFAULT_SMP_KWARGS, make_card
+from .train_card import make_card
 from .train_loop import (
     Fitter,
     TrainState,
@@ -162,7 +162,7 @@ def prepare_data(cfg: TrainConfig, ds: DatasetSpec, settings: pp.Preprocess) -> 
 
 def initialise(cfg: TrainConfig, n_classes: int, device: str, models: Path):
     """(model, initialisation note, earlier stages): random, or the matching tensors of --init-from."""
-    model = build(cfg.arch, n_classes, **DEFAULT_SMP_KWARGS).to(device)
+    model = build(cfg.arch, n_classes, **ARCHITECTURES[cfg.arch].default_kwargs).to(device)
     if not cfg.init_from:
         return model, "random initialisation (no pretrained encoder weights are available offline)", []
     src_card = get_card(cfg.init_from, models)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # train imports this module
     from .train import TrainConfig, TrainData
     from .train_loop import TrainState
 
-DEFAULT_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}
+
 DESIGN = ("encoder depth 4 and decoder widths 128-64-32-16: models train from scratch on a few hundred to two "
           "thousand images, so the deepest stage adds parameters without data to fit them; input {h}x{w} keeps a "
           "CPU training epoch to minutes and CPU inference fast.")
@@ -47,7 +47,7 @@ def recipe(cfg: TrainConfig) -> dict:
     if d["split_file"]:
         d["split_file"] = f"splits/{os.path.basename(d['split_file'])}"
     return {**d, "architecture": {"key": arch.key, "smp_class": arch.smp_class, "encoder": arch.encoder,
-                                  "smp_kwargs": dict(DEFAULT_SMP_KWARGS)}}
+                                  "smp_kwargs": dict(arch.default_kwargs)}}
 
 
 def training_block(cfg: TrainConfig, data: TrainData, state: TrainState, device: str, init: dict) -> dict:
@@ -89,7 +89,7 @@ def make_card(cfg: TrainConfig, ds: DatasetSpec, model, data: TrainData, state: 
         classes=list(ds.classes),
         smp_class=arch.smp_class,
         encoder=arch.encoder,
-        smp_kwargs=dict(DEFAULT_SMP_KWARGS),
+        smp_kwargs=dict(arch.default_kwargs),
         input_size=list(data.size),
         normalisation=dict(DEFAULT_NORMALISATION),
         preprocess=data_settings(),

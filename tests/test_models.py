@@ -117,6 +117,22 @@ def test_missing_weights_refused(random_model_dir, tmp_path):
 
 def test_weights_for_another_architecture_refused(random_model_dir, tmp_path):
     card = _copy_model(random_model_dir, tmp_path)
-    card.architecture = "densenet"
+    card.architecture, card.encoder = "densenet", "densenet121"  # the card's build recipe names another encoder
     with pytest.raises(ModelError, match="do not fit"):
         load_model(card)
+
+
+def test_build_from_card_follows_the_card_not_the_registry(monkeypatch):
+    """A card is its own build recipe: changing the registry must not change how it loads."""
+    import dataclasses
+
+    from nervseg import models
+
+    card = models.ModelCard(id="c", name="c", architecture="unet", classes=["background", "nerve"],
+                            smp_class="Unet", encoder="resnet18",
+                            smp_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
+    before = sum(p.numel() for p in models.build_from_card(card).parameters())
+    changed = dataclasses.replace(models.ARCHITECTURES["unet"], encoder="resnet34")
+    monkeypatch.setitem(models.ARCHITECTURES, "unet", changed)
+    assert sum(p.numel() for p in models.build_from_card(card).parameters()) == before
+    assert sum(p.numel() for p in models.build("unet", 2, **card.smp_kwargs).parameters()) != before

@@ -71,10 +71,10 @@ def test_second_stage_records_its_origin_and_ships_the_average(tiny_data_root, t
     from safetensors.torch import load_file
 
     from nervseg.random_cards import random_card
-    from nervseg.train_card import DEFAULT_SMP_KWARGS
+    from nervseg.models import ARCHITECTURES
 
     (tmp_path / "models").mkdir()
-    first = random_card(tmp_path / "models", "unet", smp_kwargs=DEFAULT_SMP_KWARGS, model_id="stage1")
+    first = random_card(tmp_path / "models", "unet", smp_kwargs=ARCHITECTURES["unet"].default_kwargs, model_id="stage1")
     card, out, runs = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "usgra", "--epochs", "1",
                              "--ema", "0.5", "--init-from", "stage1", "--loss", "image-dice-ce",
                              "--select-on", "foreground", "--co-train", "kaggle-bp", "--id", "usgra-unet")
