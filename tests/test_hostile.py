@@ -289,7 +289,7 @@ def test_weights_errors_say_what_is_wrong(random_model_dir, tmp_path):
         load_model(card)
     weights.write_bytes(original)
     card.weights_sha256 = sha256_file(weights)
-    card.architecture = "densenet"  # intact file, wrong architecture
+    card.architecture, card.encoder = "densenet", "densenet121"  # intact file, the card builds another net
     with pytest.raises(ModelError, match="do not fit the architecture"):
         load_model(card)
     weights.unlink()
