@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+from apptest_checks import assert_clean, errors
 from streamlit.testing.v1 import AppTest
 
 import app_pages
@@ -45,14 +46,6 @@ def run_app(page: str | None = None, sidebar: list | None = None, **state) -> Ap
     if page:
         at.switch_page(page).run()
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
 
 
 def caption_with(at: AppTest, part: str) -> str:
@@ -242,7 +235,7 @@ def test_metrics_table_equals_nervseg_metrics(model, data_root):
     assert "Empty-mask" in texts(at) or any("empty" in e.label.lower() for e in at.expander)
 
 
-def test_metrics_batch_zip_and_bad_zips(model, data_root):
+def test_metrics_batch_zip_and_bad_zips(model, data_root, make_zip):
     if model.task == "usgra":
         folder, stems, mname = data_root / "usgra-seg", ["0000", "0001", "0002"], "{}.png"
     else:
@@ -262,18 +255,11 @@ def test_metrics_batch_zip_and_bad_zips(model, data_root):
     summary = at.dataframe[0].value
     assert list(summary["images"]) == [3]
     assert len(at.get("plotly_chart")) == 1
-    for bad, reason in ((b"garbage", "not a zip"), (_zip_of({"a.txt": b"x"}), "no images")):
+    for bad, reason in ((b"garbage", "not a zip"), (make_zip({"a.txt": b"x"}), "no images")):
         at.file_uploader(key="metrics_batch").set_value([("bad.zip", bad, "application/zip")]).run()
         assert_clean(at)
         assert any(reason in e for e in errors(at)), errors(at)
 
-
-def _zip_of(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for k, v in entries.items():
-            zf.writestr(k, v)
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize("page", ["pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py"])

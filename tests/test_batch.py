@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import numpy as np
 import pytest
 
 from nervseg import batch, metrics
 from nervseg.inference import Prediction
 from nervseg.io import InputError
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -28,19 +17,19 @@ def usgra_files(data_root):
     return {s: ((folder / "images" / f"{s}.png").read_bytes(), (folder / "masks" / f"{s}.png").read_bytes()) for s in stems}
 
 
-def test_zip_with_images_and_masks_folders_same_stem(usgra_files):
+def test_zip_with_images_and_masks_folders_same_stem(usgra_files, make_zip):
     entries = {f"set/images/{s}.png": i for s, (i, _) in usgra_files.items()}
     entries |= {f"set/masks/{s}.png": m for s, (_, m) in usgra_files.items()}
     entries["set/images/9999.png"] = usgra_files["0000"][0]  # no mask
-    pairing = batch.pair_zip(_zip(entries), "set.zip")
+    pairing = batch.pair_zip(make_zip(entries), "set.zip")
     assert [p.stem for p in pairing.pairs] == ["0000", "0001", "0002"]
     assert all(p.image == usgra_files[p.stem][0] and p.mask == usgra_files[p.stem][1] for p in pairing.pairs)
     assert pairing.unmatched == ["set/images/9999.png"]
 
 
-def test_zip_with_mask_suffix_tif(fullres_pair):
+def test_zip_with_mask_suffix_tif(fullres_pair, make_zip):
     img, mask = fullres_pair
-    pairing = batch.pair_zip(_zip({f"images/{img.name}": img.read_bytes(), f"masks/{mask.name}": mask.read_bytes()}))
+    pairing = batch.pair_zip(make_zip({f"images/{img.name}": img.read_bytes(), f"masks/{mask.name}": mask.read_bytes()}))
     assert len(pairing.pairs) == 1 and pairing.pairs[0].stem == img.stem
     loaded = batch.load_pair(pairing.pairs[0])
     assert loaded.image.shape == loaded.mask.shape == (420, 580)
@@ -52,13 +41,13 @@ def test_loose_files_pair_by_mask_suffix(kaggle_pair):
     assert [(p.image_name, p.mask_name) for p in pairing.pairs] == [(img.name, mask.name)]
 
 
-def test_bad_archives_give_readable_errors(usgra_files):
+def test_bad_archives_give_readable_errors(usgra_files, make_zip):
     with pytest.raises(InputError, match="not a zip"):
         batch.pair_zip(b"PK\x03\x04 garbage", "x.zip")
     with pytest.raises(InputError, match="no images"):
-        batch.pair_zip(_zip({"readme.txt": b"hello"}), "docs.zip")
+        batch.pair_zip(make_zip({"readme.txt": b"hello"}), "docs.zip")
     with pytest.raises(InputError, match="no image has a matching mask"):
-        batch.pair_zip(_zip({"images/0000.png": usgra_files["0000"][0]}), "half.zip")
+        batch.pair_zip(make_zip({"images/0000.png": usgra_files["0000"][0]}), "half.zip")
 
 
 class _Oracle:

@@ -12,6 +12,7 @@ from pathlib import Path
 import hostile
 import numpy as np
 import pytest
+from apptest_checks import assert_clean, errors
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,14 +40,6 @@ def run_app(page: str, sidebar: list | None = None, **state) -> AppTest:
                        + [o for r in at.sidebar.radio for o in r.options] + [r.value for r in at.sidebar.radio])
     at.switch_page(page).run()
     return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
 
 
 def all_text(at: AppTest) -> str:
