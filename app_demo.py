@@ -168,9 +168,15 @@ def training_note(card: ModelCard, image_shape: tuple[int, int], mask: np.ndarra
             + " Try a model of another group in the sidebar.")
 
 
+@st.cache_data(show_spinner=False)
+def task_comparison(task: str) -> comparison.TaskComparison | None:
+    """The task's comparison figures, read once per process (Home asks for them once per table cell)."""
+    return comparison.load(task)
+
+
 def architecture_verdict(task: str) -> None:
     """How the task's architectures compare, in plain words, with where the figures come from."""
-    c = comparison.load(task)
+    c = task_comparison(task)
     if c is None:
         return
     label = TASKS[task].display if task in TASKS else task
@@ -181,7 +187,7 @@ def architecture_verdict(task: str) -> None:
 
 def dice_with_ci(task: str, model_id: str, cls: str, fallback: float | None) -> str:
     """'0.709 [0.652, 0.759]' from the task's comparison figures, else the card's figure alone."""
-    c = comparison.load(task)
+    c = task_comparison(task)
     m = c.dice_ci(model_id, cls) if c else None
     if m is None:
         return ac.fmt(fallback)
