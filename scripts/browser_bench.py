@@ -1,0 +1,248 @@
+"""Browser benchmark: how fast the app answers in a real headless Chromium, from input event to image on screen.
+
+    .venv/bin/python scripts/browser_bench.py [--repeats 5] [--busy] [--threads N] [--json FILE]
+
+Starts `streamlit run` and Debian's chromium (app_browser). In the page, a capture-phase
+listener takes the input event's own timestamp (key press, click, file chosen); a
+MutationObserver and `load` listeners watch the images the interaction should change
+(`src`/`href` of <img> and plotly's SVG <image>), and the time of the animation frame after
+the last such change is "on screen". The measure ends once the script is idle and the page
+has been quiet for 0.6 s. Interactions, on the usgra models:
+
+- first result: from the server's first health answer, through opening the page and clicking a
+  bundled sample on Home as soon as its button exists, to Segment's figure on screen;
+- Segment: threshold slider, opacity slider (arrow keys) and view radio (click): display only;
+- Segment: a new scan (file chosen in the uploader);
+- Lab: the CLAHE slider (a new what-if prediction and preprocessing);
+- Compare: a new scan through three models (all three panels updated).
+
+`--busy` runs a second process that keeps one core busy all the while (issue 16: within 2x).
+Needs ../shared/data (usgra-seg scans for the new-scan uploads). Lives outside nervseg/
+because it drives the Streamlit app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app_browser import CDP, chromium, streamlit_app  # noqa: E402
+
+# Installed once per page load: window.__nbArm(selector, need) starts a measurement of the next
+# input event; window.__nb holds its state. Container = the closest element matching `selector`.
+PROBE_JS = r"""
+(() => {
+  if (window.__nbArm) return true;
+  const now = () => performance.now();
+  const paintAfter = (fn) => requestAnimationFrame(() => fn(now()));
+  window.__nbArm = (selector, need) => {
+    window.__nb = {selector, need, t0: null, changed: {}, last: 0, quietSince: now(), events: 0};
+    return true;
+  };
+  const box = (el) => {
+    const nb = window.__nb;
+    if (!nb || !el || !el.closest) return null;
+    const c = el.closest(nb.selector);
+    if (!c) return null;
+    const all = [...document.querySelectorAll(nb.selector)];
+    return String(all.indexOf(c));
+  };
+  const onImageChange = (el) => {
+    const nb = window.__nb;
+    const key = box(el);
+    if (!nb || nb.t0 === null || key === null) return;
+    nb.changed[key] = true;
+    paintAfter((t) => { nb.last = Math.max(nb.last, t); });
+  };
+  for (const type of ["keydown", "pointerdown", "click", "change", "input"]) {
+    window.addEventListener(type, (e) => {
+      const nb = window.__nb;
+      if (nb && nb.t0 === null) nb.t0 = e.timeStamp;
+    }, true);
+  }
+  document.addEventListener("load", (e) => {
+    const t = e.target;
+    if (t && (t.tagName === "IMG" || t.tagName === "image")) onImageChange(t);
+  }, true);
+  new MutationObserver((records) => {
+    const nb = window.__nb;
+    if (nb) nb.quietSince = now();
+    for (const r of records) {
+      if (r.type === "attributes" && (r.target.tagName === "IMG" || r.target.tagName === "image")) {
+        onImageChange(r.target);
+      } else if (r.type === "childList") {
+        for (const n of r.addedNodes) {
+          if (n.nodeType !== 1) continue;
+          const imgs = (n.tagName === "IMG" || n.tagName === "image") ? [n] : [...n.querySelectorAll("img, image")];
+          imgs.forEach(onImageChange);
+        }
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true,
+                             attributeFilter: ["src", "href", "xlink:href"]});
+  return true;
+})()
+"""
+
+READ_JS = """(() => {const nb = window.__nb; if (!nb) return null;
+  return {t0: nb.t0, last: nb.last, changed: Object.keys(nb.changed).length, need: nb.need,
+          quiet_ms: performance.now() - nb.quietSince, now: performance.now(), origin: performance.timeOrigin};})()"""
+
+
+class Page:
+    """One browser page on the app, with the probe installed after every navigation."""
+
+    def __init__(self, cdp: CDP, url: str):
+        self.cdp, self.url = cdp, url
+
+    def open(self, path: str = "/") -> None:
+        self.cdp.call("Page.navigate", url=self.url + path)
+        self.cdp.wait_for("document.readyState === 'complete'", 60, 0.05)
+        self.cdp.js(PROBE_JS)
+
+    def go(self, slug: str) -> None:
+        """Sidebar link to a page (one session: the current scan carries over)."""
+        self.cdp.js(f"document.querySelector(\"[data-testid=stSidebarNavLink][href$='/{slug}']\").click()")
+        self.cdp.wait_idle(180, calm_polls=2, poll=0.3)
+        self.cdp.js(PROBE_JS)
+        time.sleep(0.5)
+
+    def measure(self, selector: str, need: int, act, timeout: float = 60.0) -> float:
+        """ms from the input event `act()` causes to the frame after the last image change in
+        `need` distinct containers matching `selector`."""
+        self.cdp.js(f"window.__nbArm({json.dumps(selector)}, {need})")
+        act()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            s = self.cdp.js(READ_JS)
+            idle = self.cdp.script_state().startswith("notRunning|")
+            if s and s["t0"] is not None and s["changed"] >= need and idle and s["quiet_ms"] > 600:
+                return round(s["last"] - s["t0"], 1)
+            time.sleep(0.05)
+        raise TimeoutError(f"no update of {need} x {selector} within {timeout:.0f} s: {self.cdp.js(READ_JS)}")
+
+    def key(self, selector: str, key: str) -> None:
+        """Focus `selector` and press one key (CDP input events, as a real keyboard sends them)."""
+        self.cdp.js(f"document.querySelector({json.dumps(selector)}).focus()")
+        codes = {"ArrowRight": 39, "ArrowLeft": 37}
+        for kind in ("rawKeyDown", "keyUp"):
+            self.cdp.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                          windowsVirtualKeyCode=codes[key], nativeVirtualKeyCode=codes[key])
+
+    def click_label(self, container: str, text: str) -> None:
+        ok = self.cdp.js(f"""(() => {{const l = [...document.querySelectorAll({json.dumps(container + ' label')})]
+            .find(e => e.innerText.trim() === {json.dumps(text)}); if (!l) return false;
+            const r = l.getBoundingClientRect(); window.__click = [r.x + r.width / 2, r.y + r.height / 2];
+            l.scrollIntoView({{block: 'center'}}); const q = l.getBoundingClientRect();
+            window.__click = [q.x + 8, q.y + q.height / 2]; return true;}})()""")
+        if not ok:
+            raise RuntimeError(f"no option {text!r} in {container}")
+        x, y = self.cdp.js("window.__click")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.cdp.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def upload(self, path: Path) -> None:
+        self.cdp.set_files(0, path)
+
+
+def _slider(key: str) -> str:
+    return f".st-key-{key} input[type=range]"
+
+
+def run(repeats: int, scans: list[Path], sample_stem: str, env: dict, log: Path, profile: Path) -> dict:
+    out: dict = {}
+    with streamlit_app(log, env=env, wait=False) as (url, _proc):
+        import app_browser
+
+        t_start = time.time()
+        app_browser.wait_http(url + "/_stcore/health", 90, poll=0.05)
+        t_health = time.time()
+        out["server start to health s"] = round(t_health - t_start, 2)
+        with chromium(profile) as cdp:
+            page = Page(cdp, url)
+            page.open("/")
+            cdp.wait_for(f"[...document.querySelectorAll('button')].some(b => b.innerText.trim().endsWith("
+                         f"{json.dumps('Open ' + sample_stem)}))", 120, 0.05)
+            out["home gallery after health ms"] = round((time.time() - t_health) * 1000, 0)
+            cdp.js("window.__nbArm('.st-key-seg_figure', 1)")
+            cdp.click_text("button", f"Open {sample_stem}")
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                s = cdp.js(READ_JS)
+                if s and s["changed"] >= 1 and cdp.script_state().startswith("notRunning|") and s["quiet_ms"] > 600:
+                    break
+                time.sleep(0.05)
+            out["first result after health ms"] = round(s["origin"] + s["last"] - t_health * 1000, 0)
+            out["first result after click ms"] = round(s["last"] - s["t0"], 0)
+            cdp.wait_idle(60, calm_polls=2, poll=0.3)
+            fig = ".st-key-seg_figure"
+            keys = ["ArrowRight", "ArrowLeft"] * repeats
+            out["segment threshold (slider) ms"] = [
+                page.measure(fig, 1, lambda k=k: page.key(_slider("seg_threshold"), k)) for k in keys[:repeats]]
+            out["segment opacity (slider) ms"] = [
+                page.measure(fig, 1, lambda k=k: page.key(_slider("seg_opacity"), k)) for k in keys[:repeats]]
+            views = ["Contours", "Overlay"] * repeats
+            out["segment view (radio) ms"] = [
+                page.measure(fig, 1, lambda v=v: page.click_label(".st-key-seg_view", v)) for v in views[:repeats]]
+            out["segment new scan ms"] = [page.measure(fig, 1, lambda p=p: page.upload(p)) for p in scans[:repeats]]
+            page.go("lab")
+            out["lab CLAHE slider ms"] = [  # always up: each value new, so never a cached what-if
+                page.measure("[data-testid=stImage]", 2, lambda: page.key(_slider("lab_clahe_clip"), "ArrowRight"))
+                for _ in range(repeats)]
+            cdp.click_text("button", "Reset")
+            cdp.wait_idle(60, calm_polls=2, poll=0.3)
+            page.go("compare")
+            out["compare three models, new scan ms"] = [
+                page.measure("[class*=st-key-cmp_fig_]", 3, lambda p=p: page.upload(p))
+                for p in scans[repeats:2 * repeats]]
+            out["exceptions on screen"] = cdp.js("document.querySelectorAll('[data-testid=stException]').length")
+    return out
+
+
+def main(argv=None) -> dict:
+    import nervseg
+    from nervseg import samples
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--busy", action="store_true", help="keep one core busy with another process throughout")
+    ap.add_argument("--threads", type=int, default=0, help="$NERVSEG_THREADS for the app (0: its default)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    scans = sorted((nervseg.data_root() / "usgra-seg" / "images").glob("*.png"))[-2 * args.repeats:]
+    if len(scans) < 2 * args.repeats:
+        raise SystemExit(f"needs {2 * args.repeats} usgra-seg scans under {nervseg.data_root()}")
+    sample = next(s for s in samples.bundled() if "vessel" in s.structures)
+    env = {"NERVSEG_THREADS": str(args.threads)} if args.threads else {}
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="nervseg-browser-bench-") as tmp:
+            res = run(args.repeats, scans, sample.stem, env, Path(tmp) / "streamlit.log", Path(tmp) / "profile")
+            log_text = (Path(tmp) / "streamlit.log").read_text()
+    finally:
+        if hog:
+            hog.kill()
+    res["tracebacks in server log"] = log_text.count("Traceback")
+    res["busy core"] = args.busy
+    res["load average"] = os.getloadavg()[0]
+    for k, v in res.items():
+        shown = (f"median {statistics.median(v):.0f}, max {max(v):.0f} (all {v})" if isinstance(v, list) else v)
+        print(f"{k}: {shown}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()
