@@ -32,6 +32,19 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
 
 
+def _union_box(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks cut to the box around their union, plus a 1-pixel empty border.
+
+    Every surface pixel of either mask, and so every nearest partner, lies inside the box, so
+    the distance transforms over it give the full image's distances exactly, in a fraction of
+    the time (a nerve covers a few percent of a scan).
+    """
+    rows = np.flatnonzero((pred | true).any(axis=1))
+    cols = np.flatnonzero((pred | true).any(axis=0))
+    box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+    return pred[box], true[box]
+
+
 def hd95(pred: np.ndarray, true: np.ndarray, spacing: tuple[float, float] | None = None) -> float | None:
     """95th percentile of symmetric surface distances (pixels, or mm with `spacing`).
 
@@ -44,6 +57,7 @@ def hd95(pred: np.ndarray, true: np.ndarray, spacing: tuple[float, float] | None
     if not pred.any() or not true.any():
         return math.inf
     sampling = spacing if spacing else None
+    pred, true = _union_box(pred, true)
     sp, st = _surface(pred), _surface(true)
     d_to_true = ndimage.distance_transform_edt(~st, sampling=sampling)
     d_to_pred = ndimage.distance_transform_edt(~sp, sampling=sampling)

@@ -107,22 +107,28 @@ def details(card, pred, mask, truth, shape):
 
 
 def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores) -> None:
+    """Mask, overlay and report, each made when its button is clicked (not on every display change)."""
     image = picked.image.image
-    structures = measure(mask, pred.classes, spacing)
-    # the report schema is nervseg.report's; no mean probability posing as confidence, presence beside it
-    report = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
-                         pred.seconds, {}, structures, ac.DISCLAIMER)
-    report["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
-                           "calibrated_probability": p.probability} for p in found]
-    report["dice_vs_ground_truth"] = {k: v["dice"] for k, v in scores.items()} if scores else None
+
+    def report() -> bytes:
+        structures = measure(mask, pred.classes, spacing)
+        # the report schema is nervseg.report's; no mean probability posing as confidence, presence beside it
+        rep = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
+                          pred.seconds, {}, structures, ac.DISCLAIMER)
+        rep["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
+                            "calibrated_probability": p.probability} for p in found]
+        rep["dice_vs_ground_truth"] = {k: v["dice"] for k, v in scores.items()} if scores else None
+        return report_json(rep)
+
     stem = picked.name.rsplit(".", 1)[0]
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Mask", icon=":material/download:", data=viz.png_bytes(mask), file_name=f"{stem}_mask.png",
-                       mime="image/png", width="stretch", help="Class ids: 0 background, 1 nerve, 2 vessel.")
-    d2.download_button("Overlay", icon=":material/download:", data=viz.png_bytes(viz.overlay(image, mask, alpha)),
+    d1.download_button("Mask", icon=":material/download:", data=lambda: viz.png_bytes(mask),
+                       file_name=f"{stem}_mask.png", mime="image/png", width="stretch",
+                       help="Class ids: 0 background, 1 nerve, 2 vessel.")
+    d2.download_button("Overlay", icon=":material/download:", data=lambda: viz.png_bytes(viz.overlay(image, mask, alpha)),
                        file_name=f"{stem}_overlay.png", mime="image/png", width="stretch", help="PNG, full size.")
-    d3.download_button("Report", icon=":material/download:", data=report_json(report),
-                       file_name=f"{stem}_report.json", mime="application/json", width="stretch",
+    d3.download_button("Report", icon=":material/download:", data=report, file_name=f"{stem}_report.json",
+                       mime="application/json", width="stretch",
                        help="JSON: model, settings, presence, Dice and measurements.")
 
 
