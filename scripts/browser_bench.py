@@ -129,7 +129,10 @@ class Page:
             if s and s["t0"] is not None and s["changed"] >= need and idle and s["quiet_ms"] > 600:
                 return round(s["last"] - s["t0"], 1)
             time.sleep(0.05)
-        raise TimeoutError(f"no update of {need} x {selector} within {timeout:.0f} s: {self.cdp.js(READ_JS)}")
+        on_screen = self.cdp.js("[...document.querySelectorAll('[data-testid=stAlertContainer], "
+                                "[data-testid=stException]')].map(e => e.innerText.slice(0, 200))")
+        raise TimeoutError(f"no update of {need} x {selector} within {timeout:.0f} s: {self.cdp.js(READ_JS)}; "
+                           f"alerts on the page: {on_screen}")
 
     def key(self, selector: str, key: str) -> None:
         """Focus `selector` and press one key (CDP input events, as a real keyboard sends them)."""
@@ -159,53 +162,55 @@ def _slider(key: str) -> str:
     return f".st-key-{key} input[type=range]"
 
 
-def run(repeats: int, scans: list[Path], sample_stem: str, env: dict, log: Path, profile: Path) -> dict:
+def run(repeats: int, scans: list[Path], sample_stem: str, env: dict, log: Path, profile: Path,
+        first_only: bool = False) -> dict:
     out: dict = {}
-    with streamlit_app(log, env=env, wait=False) as (url, _proc):
-        import app_browser
+    import app_browser
 
+    with chromium(profile) as cdp, streamlit_app(log, env=env, wait=False) as (url, _proc):  # the browser is open before the server starts
         t_start = time.time()
         app_browser.wait_http(url + "/_stcore/health", 90, poll=0.05)
         t_health = time.time()
         out["server start to health s"] = round(t_health - t_start, 2)
-        with chromium(profile) as cdp:
-            page = Page(cdp, url)
-            page.open("/")
-            cdp.wait_for(f"[...document.querySelectorAll('button')].some(b => b.innerText.trim().endsWith("
-                         f"{json.dumps('Open ' + sample_stem)}))", 120, 0.05)
-            out["home gallery after health ms"] = round((time.time() - t_health) * 1000, 0)
-            cdp.js("window.__nbArm('.st-key-seg_figure', 1)")
-            cdp.click_text("button", f"Open {sample_stem}")
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                s = cdp.js(READ_JS)
-                if s and s["changed"] >= 1 and cdp.script_state().startswith("notRunning|") and s["quiet_ms"] > 600:
-                    break
-                time.sleep(0.05)
-            out["first result after health ms"] = round(s["origin"] + s["last"] - t_health * 1000, 0)
-            out["first result after click ms"] = round(s["last"] - s["t0"], 0)
-            cdp.wait_idle(60, calm_polls=2, poll=0.3)
-            fig = ".st-key-seg_figure"
-            keys = ["ArrowRight", "ArrowLeft"] * repeats
-            out["segment threshold (slider) ms"] = [
-                page.measure(fig, 1, lambda k=k: page.key(_slider("seg_threshold"), k)) for k in keys[:repeats]]
-            out["segment opacity (slider) ms"] = [
-                page.measure(fig, 1, lambda k=k: page.key(_slider("seg_opacity"), k)) for k in keys[:repeats]]
-            views = ["Contours", "Overlay"] * repeats
-            out["segment view (radio) ms"] = [
-                page.measure(fig, 1, lambda v=v: page.click_label(".st-key-seg_view", v)) for v in views[:repeats]]
-            out["segment new scan ms"] = [page.measure(fig, 1, lambda p=p: page.upload(p)) for p in scans[:repeats]]
-            page.go("lab")
-            out["lab CLAHE slider ms"] = [  # always up: each value new, so never a cached what-if
-                page.measure("[data-testid=stImage]", 2, lambda: page.key(_slider("lab_clahe_clip"), "ArrowRight"))
-                for _ in range(repeats)]
-            cdp.click_text("button", "Reset")
-            cdp.wait_idle(60, calm_polls=2, poll=0.3)
-            page.go("compare")
-            out["compare three models, new scan ms"] = [
-                page.measure("[class*=st-key-cmp_fig_]", 3, lambda p=p: page.upload(p))
-                for p in scans[repeats:2 * repeats]]
-            out["exceptions on screen"] = cdp.js("document.querySelectorAll('[data-testid=stException]').length")
+        page = Page(cdp, url)
+        page.open("/")
+        cdp.wait_for(f"[...document.querySelectorAll('button')].some(b => b.innerText.trim().endsWith("
+                     f"{json.dumps('Open ' + sample_stem)}))", 120, 0.05)
+        out["home gallery after health ms"] = round((time.time() - t_health) * 1000, 0)
+        cdp.js("window.__nbArm('.st-key-seg_figure', 1)")
+        cdp.click_text("button", f"Open {sample_stem}")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            s = cdp.js(READ_JS)
+            if s and s["changed"] >= 1 and cdp.script_state().startswith("notRunning|") and s["quiet_ms"] > 600:
+                break
+            time.sleep(0.05)
+        out["first result after health ms"] = round(s["origin"] + s["last"] - t_health * 1000, 0)
+        out["first result after click ms"] = round(s["last"] - s["t0"], 0)
+        if first_only:
+            return out
+        cdp.wait_idle(60, calm_polls=2, poll=0.3)
+        fig = ".st-key-seg_figure"
+        keys = ["ArrowRight", "ArrowLeft"] * repeats
+        out["segment threshold (slider) ms"] = [
+            page.measure(fig, 1, lambda k=k: page.key(_slider("seg_threshold"), k)) for k in keys[:repeats]]
+        out["segment opacity (slider) ms"] = [
+            page.measure(fig, 1, lambda k=k: page.key(_slider("seg_opacity"), k)) for k in keys[:repeats]]
+        views = ["Contours", "Overlay"] * repeats
+        out["segment view (radio) ms"] = [
+            page.measure(fig, 1, lambda v=v: page.click_label(".st-key-seg_view", v)) for v in views[:repeats]]
+        out["segment new scan ms"] = [page.measure(fig, 1, lambda p=p: page.upload(p)) for p in scans[:repeats]]
+        page.go("lab")
+        out["lab CLAHE slider ms"] = [  # always up: each value new, so never a cached what-if
+            page.measure("[data-testid=stImage]", 2, lambda: page.key(_slider("lab_clahe_clip"), "ArrowRight"))
+            for _ in range(repeats)]
+        cdp.click_text("button", "Reset")
+        cdp.wait_idle(60, calm_polls=2, poll=0.3)
+        page.go("compare")
+        out["compare three models, new scan ms"] = [
+            page.measure("[class*=st-key-cmp_fig_]", 3, lambda p=p: page.upload(p))
+            for p in scans[repeats:2 * repeats]]
+        out["exceptions on screen"] = cdp.js("document.querySelectorAll('[data-testid=stException]').length")
     return out
 
 
@@ -217,6 +222,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--busy", action="store_true", help="keep one core busy with another process throughout")
     ap.add_argument("--threads", type=int, default=0, help="$NERVSEG_THREADS for the app (0: its default)")
+    ap.add_argument("--first-only", action="store_true", help="only the first result after the server starts")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     scans = sorted((nervseg.data_root() / "usgra-seg" / "images").glob("*.png"))[-2 * args.repeats:]
@@ -226,9 +232,14 @@ def main(argv=None) -> dict:
     env = {"NERVSEG_THREADS": str(args.threads)} if args.threads else {}
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
-        with tempfile.TemporaryDirectory(prefix="nervseg-browser-bench-") as tmp:
-            res = run(args.repeats, scans, sample.stem, env, Path(tmp) / "streamlit.log", Path(tmp) / "profile")
-            log_text = (Path(tmp) / "streamlit.log").read_text()
+        with tempfile.TemporaryDirectory(prefix="nervseg-browser-bench-", ignore_cleanup_errors=True) as tmp:
+            log = Path(tmp) / "streamlit.log"
+            try:
+                res = run(args.repeats, scans, sample.stem, env, log, Path(tmp) / "profile", args.first_only)
+            except Exception:
+                print("server log:\n" + log.read_text()[-3000:], file=sys.stderr)
+                raise
+            log_text = log.read_text()
     finally:
         if hog:
             hog.kill()
