@@ -1,7 +1,7 @@
 """The real app in Debian's headless Chromium, driven over the DevTools protocol (CDP).
 
 Shared by the browser test (tests/test_browser.py) and the browser benchmark
-(scripts/browser_bench.py): start `streamlit run` on a free loopback port, start Chromium with
+(scripts/browser_bench.py): start the app (app_serve.py, as `make app`) on a free loopback port, start Chromium with
 its DevTools endpoint, and talk to one page through `CDP` (websockets, already a streamlit
 dependency). Written by hand because the usual drivers (Selenium, Playwright) download their
 own browsers, and CI may use only Debian's chromium.
@@ -127,11 +127,11 @@ class CDP:
 @contextlib.contextmanager
 def streamlit_app(log: Path, env: dict | None = None, port: int | None = None,
                   wait: bool = True) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`streamlit run streamlit_app.py` on a loopback port: yields (url, process); its output goes to `log`."""
+    """The app as `make app` starts it (app_serve.py) on a loopback port: yields (url, process); output to `log`."""
     port = port or free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+            [sys.executable, str(ROOT / "app_serve.py"), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), stdout=out,
             stderr=subprocess.STDOUT)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from nervseg import model_pool, provenance
 from nervseg import models as nmodels
-from nervseg import provenance
 from nervseg import samples as nsamples
 from nervseg.budget import ByteBudget, nbytes_of
 from nervseg.hashing import sha256_bytes
-from nervseg.inference import Prediction, Segmenter, load
+from nervseg.inference import Prediction, Segmenter
 from nervseg.io import IMAGE_FORMATS, ImageData, InputError, load_image_data, load_mask  # noqa: F401
 from nervseg.models import ModelCard, ModelError
 from nervseg.preprocess import Preprocess, PreprocessError
@@ -99,15 +99,13 @@ def configure_threads_once() -> int:
     return configure_threads()
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=8)
-def _load_segmenter(model_id: str, weights_sha256: str) -> Segmenter:
-    return load(model_id)
-
-
 def get_segmenter(model_id: str) -> Segmenter:
-    """The loaded model (once per process; reloaded when its weights change)."""
-    card = nmodels.get_card(model_id)
-    return _load_segmenter(model_id, card.weights_sha256)
+    """The loaded model (once per process, shared by all sessions; reloaded when its weights change)."""
+    key = (model_id, nmodels.get_card(model_id).weights_sha256)
+    if key in model_pool.loaded():
+        return model_pool.get(*key)
+    with st.spinner("Loading model…"):  # or waiting for the warm-up thread (app_serve) to finish loading it
+        return model_pool.get(*key)
 
 
 def default_model_id(all_cards: list[ModelCard]) -> str | None:

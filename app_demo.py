@@ -66,13 +66,9 @@ def bundled_samples() -> list[nsamples.BundledSample]:
         return []
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def sample_thumbnail(stem: str, width: int = 320, height: int = 280) -> bytes:
-    """A small PNG of a bundled sample for the gallery (no more pixels than shown)."""
-    from nervseg.io import load_image  # noqa: PLC0415 (only the gallery needs it)
-
-    s = next(x for x in bundled_samples() if x.stem == stem)
-    return viz.png_bytes(viz.letterbox(load_image(s.image), (width, height)))
+def sample_thumbnail(stem: str) -> bytes:
+    """A small PNG of a bundled sample for the gallery (made once per process, or by app_serve's warm-up)."""
+    return nsamples.thumbnail_png(stem)
 
 
 def open_sample(stem: str) -> None:
@@ -122,7 +118,7 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
     if not any(p.calibrated for p in found):
         st.caption("Presence **not calibrated** for this model: 'found' means pixels are marked; no confidence "
                    "figure is shown until the model card carries a calibrated presence probability.")
-    for col, p in zip(cols, found):
+    for col, p in zip(cols, found, strict=False):
         verdict = "found" if p.found else "not found"
         if p.calibrated:
             b = block.get(p.name, {})

@@ -1,6 +1,6 @@
 """Benchmark inference speed and memory of each model on this machine, eager torch beside ONNX Runtime.
 
-    python -m nervseg.bench [--models ID ...] [--arch ARCH ...] [--runs 20] [--batch 8]
+    python -m nervseg.bench [--models ID ...] [--arch ARCH ...] [--runs 20] [--batch 8] [--rounds 1]
                             [--engines torch onnx] [--threads N] [--json FILE] [--video CLIP]
 
 For each shipped model (models/*.json), or, while none exist, each architecture with
@@ -10,13 +10,15 @@ values, accuracy does), on each engine, on a real frame at its native resolution
 
 - forward: the engine alone on the resized, normalised input (median and p90 over `--runs`);
 - predict: `Segmenter.predict` end to end (resize, normalise, forward, full-resolution
-  mask, small-component removal); runs of both engines are interleaved so load changes
-  hit both; the ratio of ONNX predict to eager torch forward is issue 16's target (<= 0.75);
+  mask, small-component removal); the ratio of ONNX predict to eager torch forward is
+  issue 16's target (<= 0.75). Each engine runs in its own process, one after the other:
+  torch's idle OpenMP threads, in a process that has run torch, made ONNX Runtime's forward
+  2.5x slower here (kaggle-bp-sk-unet 30.7 against 12.1 ms), and the app never loads torch;
 - batched throughput: frames per second through `predict_many` with `--batch` (as cine runs);
 - peak memory: the peak resident set size (RSS) of a fresh process that loads and runs
-  only that model, and its growth over the same process after importing torch.
+  only that model on that engine, and its growth over the same process after its imports.
   tracemalloc cannot see torch's C++ allocations, so RSS is the honest measure; each
-  model runs in its own subprocess so one model's peak does not hide the next one's;
+  model and engine runs in its own subprocess so one peak does not hide the next;
 - parameter count and weights file size.
 
 Prints a table and writes JSON (default: artifacts/bench.json).
@@ -99,7 +101,7 @@ def _timed_ms(fn) -> float:
 
 def _measure_engines(segs: dict, image: np.ndarray, runs: int, batch: int) -> dict:
     """Forward (the engine alone on the prepared input) and predict (end to end), interleaved across
-    engines so a change in the machine's load hits both alike; then batched throughput."""
+    the engines given (the command line gives one per process); then batched throughput."""
     x = {e: s._batch([image], s.train_preprocess) for e, s in segs.items()}
     for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
         for e, s in segs.items():
@@ -182,6 +184,63 @@ def _run_worker(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+PER_ENGINE = ("rss_peak_mb", "rss_after_import_mb", "rss_growth_mb")
+
+
+def _engine_of(part: dict) -> str:
+    return (part["engines"] or list(part["engines_skipped"]) or ["?"])[0]
+
+
+def _combine_rounds(parts: list[dict], engine: str) -> dict:
+    """One engine's figures over its rounds: the median of each, and each round's medians beside it."""
+    out = {k: v for k, v in parts[0].items() if k.startswith(f"{engine}_")}
+    out.update({f"{engine}_{k}": parts[0][k] for k in PER_ENGINE if k in parts[0]})
+    if len(parts) > 1:
+        for k, v in list(out.items()):
+            vals = [p.get(k, p.get(k.removeprefix(f"{engine}_"))) for p in parts]
+            if isinstance(v, int | float) and all(isinstance(x, int | float) for x in vals):
+                out[k] = round(float(np.median(vals)), 2)
+        out[f"{engine}_rounds"] = [{"forward_ms_median": p.get(f"{engine}_forward_ms_median"),
+                                    "predict_ms_median": p.get(f"{engine}_predict_ms_median"),
+                                    "fps_batched": p.get(f"{engine}_fps_batched")} for p in parts]
+    videos = [p["video"][engine] for p in parts if engine in p.get("video", {})]
+    if videos:
+        video = dict(videos[0])
+        for label in ("batched", "unbatched"):
+            fps = [v[label]["fps"] for v in videos]
+            video[label] = dict(videos[int(np.argsort(fps)[len(fps) // 2])][label], fps_rounds=fps)
+        out["video"] = video
+    return out
+
+
+def merge_engines(parts: list[dict]) -> dict:
+    """One model's worker results (one per engine and round) as one record: engine-prefixed figures side
+    by side (medians over rounds), memory per engine, the video timings keyed by engine, and the
+    issue-16 ratio."""
+    errors = [p for p in parts if "error" in p]
+    if errors:
+        return errors[0]
+    out = {k: v for k, v in parts[0].items() if k not in PER_ENGINE and k != "video"
+           and not k.startswith(("torch_", "onnx_"))}
+    out.update(engines=[], engines_skipped={}, rounds=0)
+    videos = {}
+    for engine in dict.fromkeys(_engine_of(p) for p in parts):
+        mine = [p for p in parts if _engine_of(p) == engine]
+        combined = _combine_rounds(mine, engine)
+        if "video" in combined:
+            videos[engine] = combined.pop("video")
+        out.update(combined)
+        out["engines"] += mine[0]["engines"]
+        out["engines_skipped"].update(mine[0]["engines_skipped"])
+        out["rounds"] = max(out["rounds"], len(mine))
+    if videos:
+        out["video"] = videos
+    if "torch" in out["engines"] and "onnx" in out["engines"]:
+        out["onnx_predict_over_torch_forward"] = round(
+            out["onnx_predict_ms_median"] / out["torch_forward_ms_median"], 3)
+    return out
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -221,13 +280,16 @@ def _parser() -> argparse.ArgumentParser:
     from .models import ARCHITECTURES
 
     ap = argparse.ArgumentParser(prog="python -m nervseg.bench", description=__doc__.split("\n")[0],
-                                 epilog="Each model runs in its own subprocess so its peak memory is its own.")
+                                 epilog="Each model and engine runs in its own subprocess, so its speed and peak memory are its own.")
     ap.add_argument("--models", nargs="+", metavar="ID", help="shipped model ids (default: all shipped)")
     ap.add_argument("--arch", nargs="+", choices=sorted(ARCHITECTURES),
                     help="benchmark these architectures with random weights (default when nothing is shipped)")
     ap.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=list(RANDOM_INPUT),
                     help="input size of the random-weight stand-ins (default: %(default)s)")
     ap.add_argument("--runs", type=int, default=20, help="timed single-frame runs after warm-up (>= 20 advised)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each engine this many times, alternating, each in a fresh process; figures are "
+                         "the median over rounds, each round's beside them (load on a shared machine comes and goes)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads of both engines (default: nervseg.inference's choice). On a machine busy with "
@@ -292,16 +354,17 @@ def main(argv=None) -> list[dict]:
                         tuple(spec.get("engines", ("torch", "onnx"))))
         print(json.dumps(res))
         return [res]
-    if args.runs < 1 or args.batch < 1:
-        raise SystemExit("--runs and --batch must be at least 1")
+    if args.runs < 1 or args.batch < 1 or args.rounds < 1:
+        raise SystemExit("--runs, --batch and --rounds must be at least 1")
     with tempfile.TemporaryDirectory(prefix="nervseg-bench-") as tmp:
         results = []
         for model_id, directory, is_random in _jobs(args, Path(tmp)):
             print(f"benchmarking {model_id}{' (random weights)' if is_random else ''} ...", flush=True)
-            spec = {"model_id": model_id, "dir": str(directory), "runs": args.runs, "batch": args.batch,
-                    "video": args.video, "video_frames": args.video_frames, "random": is_random,
-                    "threads": args.threads, "engines": args.engines}
-            results.append(_run_worker(spec))
+            parts = [_run_worker({"model_id": model_id, "dir": str(directory), "runs": args.runs,
+                                  "batch": args.batch, "video": args.video, "video_frames": args.video_frames,
+                                  "random": is_random, "threads": args.threads, "engines": [engine]})
+                     for _ in range(args.rounds) for engine in args.engines]  # engines alternate per round
+            results.append(merge_engines(parts))
     _report(results, args.json)
     return results
 
@@ -309,16 +372,17 @@ def main(argv=None) -> list[dict]:
 def benchmark_clip(
     segmenter, clip_path: str | os.PathLike, batch_size: int = 8, max_frames: int | None = None
 ) -> dict:
-    """End-to-end frames per second (decode + predict + smoothing/figures + overlay), batched and not.
-
-    Each run decodes the clip again so decode time is counted in both; the mp4 is not
-    written (encoding speed is the same for every model). With `max_frames`, only the
-    first frames are segmented and the decode time is scaled to them.
+    """End-to-end frames per second of the Cine page's path, batched and not: decode (`video.load_clip`),
+    segment (`cine_view.segment_clip`), then masks, per-frame figures, overlays with the legend and the
+    H.264 mp4 (`cine_view.render`). Each run decodes the clip again. With `max_frames`, only the first
+    frames are processed and the decode time is scaled to them.
     """
     from . import io as nio
-    from .video import load_clip, process_clip
+    from .cine_view import render, segment_clip
+    from .video import load_clip
 
-    out: dict = {"model": segmenter.card.id, "clip": Path(clip_path).name, "device": segmenter.device}
+    out: dict = {"model": segmenter.card.id, "clip": Path(clip_path).name, "device": segmenter.device,
+                 "path": "decode + cine_view.segment_clip + cine_view.render (overlay, legend, mp4 encode)"}
     for label, bs in (("batched", batch_size), ("unbatched", 1)):
         t0 = time.perf_counter()
         frames = load_clip(clip_path)
@@ -326,7 +390,7 @@ def benchmark_clip(
         if max_frames and max_frames < len(frames):
             decode *= max_frames / len(frames)  # the decode share of the frames kept
             frames = nio.Frames(frames.frames[:max_frames], frames.fps, frames.name, frames.format)
-        res = process_clip(segmenter, frames, smoothing=0.0, batch_size=bs, write_video=False)
+        res = render(segment_clip(segmenter, frames, batch_size=bs), smoothing=0.0)
         secs = {"decode": decode, **res.seconds}
         total = sum(secs.values())
         out["frames"] = res.n_frames

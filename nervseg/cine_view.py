@@ -15,12 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import io as nio
 from .card_ops import Postprocess
-from .inference import Segmenter
+from .inference import Segmenter, first_max, upsample
 from .video import ClipResult, Mp4Writer, ProbabilitySmoother, ProgressFn, frame_stats
 from .viz import burn_legend, overlay
 
@@ -57,18 +56,11 @@ def segment_clip(segmenter: Segmenter, frames: nio.Frames, preprocess=None, batc
     for start in range(0, n, batch_size):
         batch = [imgs[i] for i in range(start, min(n, start + batch_size))]
         for k, pred in enumerate(segmenter.predict_many(batch, preprocess=preprocess, batch_size=batch_size)):
-            probs[start + k] = np.stack([cv2.resize(p, (iw, ih), interpolation=cv2.INTER_AREA) for p in pred.probs])
+            probs[start + k] = pred.probs_small  # the network's own output: no full-resolution round trip
         if progress:
             progress(min(n, start + batch_size), n)
     return RawClip(frames.name, segmenter.card.id, list(segmenter.classes), frames.fps, imgs, probs,
                    dict(segmenter.card.postprocess), {"predict": time.perf_counter() - t0}, frames.pixel_spacing_mm)
-
-
-def _upsampled(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    up = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in small]).astype(np.float32)
-    up /= np.maximum(up.sum(axis=0, keepdims=True), 1e-6)
-    return up
 
 
 def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_video: bool = True,
@@ -86,8 +78,8 @@ def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_vide
     try:
         for i in range(n):
             t0 = time.perf_counter()
-            probs = _upsampled(smoother(raw.probs[i].astype(np.float32)), (h, w))
-            masks[i] = post.apply(probs.argmax(axis=0).astype(np.uint8))
+            probs = upsample(smoother(raw.probs[i].astype(np.float32)), (h, w))
+            masks[i] = post.apply(first_max(probs)[0])
             stats.append(frame_stats(i, raw.fps, probs, masks[i], raw.classes, raw.pixel_spacing_mm))
             t1 = time.perf_counter()
             seconds["post"] += t1 - t0

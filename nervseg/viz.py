@@ -20,12 +20,12 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45, colours=None) -> np.ndarray:
     """Grey image with each class id tinted in its colour at opacity `alpha`."""
     colours = colours or CLASS_COLOURS
-    rgb = to_rgb(image).astype(np.float32)
-    for cid, colour in colours.items():
+    rgb = to_rgb(image)
+    for cid, colour in colours.items():  # float32 blend of the tinted pixels only; a blend of 0..255 stays in it
         sel = mask == cid
         if sel.any():
-            rgb[sel] = (1 - alpha) * rgb[sel] + alpha * np.asarray(colour, np.float32)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+            rgb[sel] = ((1 - alpha) * rgb[sel].astype(np.float32) + alpha * np.asarray(colour, np.float32)).astype(np.uint8)
+    return rgb
 
 
 def contours(image: np.ndarray, mask: np.ndarray, thickness: int = 2, colours=None) -> np.ndarray:

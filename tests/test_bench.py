@@ -37,3 +37,22 @@ def test_help(capsys):
         bench.main(["--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "--video" in out and "--engines" in out
+
+
+@pytest.mark.slow
+def test_main_measures_each_engine_in_its_own_process_and_merges_rounds(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    [r] = bench.main(["--arch", "unet", "--size", "64", "64", "--runs", "2", "--batch", "2", "--threads", "1",
+                      "--rounds", "2", "--json", str(out)])
+    assert "error" not in r, r
+    assert r["engines"] == ["torch", "onnx"] and r["rounds"] == 2
+    for e in ("torch", "onnx"):
+        rounds = r[f"{e}_rounds"]
+        assert len(rounds) == 2
+        assert r[f"{e}_predict_ms_median"] == pytest.approx(
+            sorted(x["predict_ms_median"] for x in rounds)[0] / 2 + sorted(x["predict_ms_median"] for x in rounds)[1] / 2,
+            abs=0.01)
+        assert r[f"{e}_rss_peak_mb"] > 0  # each engine's own process
+    assert r["onnx_predict_over_torch_forward"] == pytest.approx(
+        r["onnx_predict_ms_median"] / r["torch_forward_ms_median"], rel=0.01)
+    assert "random-unet (random weights)" in capsys.readouterr().out and out.is_file()

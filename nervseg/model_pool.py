@@ -1,0 +1,65 @@
+"""Segmenters loaded once per process and shared by every session and thread, warmed in the background.
+
+A server answers its first visitor at once only if the models are loaded (and have run once:
+ONNX Runtime allocates its buffers on the first call) before anyone asks. `warm` does that in a
+daemon thread at start; `get` returns the loaded model, waiting for that model only (not for
+the rest of the warm-up) when the warm thread is still loading it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from .inference import Segmenter, load
+from .models import ModelCard
+
+log = logging.getLogger(__name__)
+_loaded: dict[tuple[str, str], Segmenter] = {}
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def _lock(key: tuple[str, str]) -> threading.Lock:
+    with _guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def get(model_id: str, weights_sha256: str) -> Segmenter:
+    """The segmenter of `model_id` with these weights, loaded on first use (once, whichever thread asks)."""
+    key = (model_id, weights_sha256)
+    with _lock(key):
+        seg = _loaded.get(key)
+        if seg is None:
+            seg = load(model_id)
+            _loaded[key] = seg
+        return seg
+
+
+def loaded() -> list[tuple[str, str]]:
+    """(model id, weights sha256) of every segmenter this process holds."""
+    with _guard:
+        return list(_loaded)
+
+
+def warm_now(cards: Sequence[ModelCard], frame_shape: tuple[int, int] = (512, 512)) -> None:
+    """Load each card's model and run it once on a blank frame, in order.
+
+    A card that cannot load is logged and skipped: the page that asks for it says why.
+    """
+    blank = np.zeros(frame_shape, np.uint8)
+    for card in cards:
+        try:
+            get(card.id, card.weights_sha256).predict(blank)
+        except Exception as e:  # noqa: BLE001 - warm-up only; the page reports the error when used
+            log.warning("warm-up of %s failed: %s", card.id, e)
+
+
+def warm(cards: Sequence[ModelCard], frame_shape: tuple[int, int] = (512, 512)) -> threading.Thread:
+    """`warm_now` in a daemon thread (started)."""
+    thread = threading.Thread(target=warm_now, args=(list(cards), frame_shape), name="nervseg-warm", daemon=True)
+    thread.start()
+    return thread
