@@ -13,6 +13,7 @@ import app_common as ac
 from nervseg import comparison, metrics, provenance, viz
 from nervseg import samples as nsamples
 from nervseg.datasets import TASKS
+from nervseg.io import load_image_data, load_mask
 from nervseg.models import ModelCard
 from nervseg.presence import Presence, assess
 
@@ -77,6 +78,47 @@ def open_sample(stem: str) -> None:
     if s is not None:
         ac._set_current(s.image.name, s.image.read_bytes(), s.mask.name, s.mask.read_bytes(),
                      source=f"{s.title} ({s.licence}, {s.attribution.split(',')[0]})")
+
+
+def hero_sample(card: ModelCard) -> nsamples.BundledSample | None:
+    """The bundled sample Home opens with: the first showing every structure the card finds."""
+    shown = bundled_samples()
+    wanted = set(card.classes[1:])
+    return next((s for s in shown if wanted <= set(s.structures)), shown[0] if shown else None)
+
+
+def hero(card: ModelCard) -> None:
+    """The opening model's result on a bundled sample, on Home before any click: what the tool does.
+
+    The prediction goes through the same cache as Segment's, so opening the sample there is instant.
+    """
+    s = hero_sample(card)
+    if s is None:
+        return
+    data = s.image.read_bytes()
+    try:
+        image = load_image_data(data, s.image.name).image
+        truth = load_mask(s.mask.read_bytes(), s.mask.name)
+        pred = ac.cached_predict(card.id, ac.image_hash(data), image, ac.preprocess_dict())
+    except ac.USER_ERRORS as e:
+        ac.show_input_error(e)
+        return
+    left, right = st.columns([3, 2])
+    view = viz.truth_outline(viz.overlay(image, pred.mask), truth) if truth.shape == image.shape else \
+        viz.overlay(image, pred.mask)
+    left.image(viz.fit_width(view, 640), width="stretch",
+               caption=f"{s.title}: {card.name}'s mask (filled) and the expert's outline.")
+    with right:
+        st.markdown(f"**{card.name}** on **{ac.md_escape(s.stem)}** ({s.region or 'region not labelled'}), "
+                    f"{pred.seconds * 1000:.0f} ms on this machine.")
+        if truth.shape == image.shape:
+            st.markdown(dice_caption(truth_scores(pred.mask, truth, pred.classes)) + " against the expert's outline "
+                        "(this image only; the models' measured quality is below).")
+        st.markdown(legend_html(pred.classes, truth.shape == image.shape), unsafe_allow_html=True)
+        if st.button("Open it on Segment", key="home_hero_open", icon=":material/image_search:", type="primary",
+                     help="Zoom, other views, presence, measurements and downloads."):
+            open_sample(s.stem)
+            st.switch_page("pages/segment.py")
 
 
 def _on_bundled(key: str) -> None:

@@ -16,6 +16,7 @@ import importlib
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,9 +42,9 @@ def preload() -> threading.Thread | None:
         log.warning("no model warm-up: %s", e)
         cards = []
     first = provenance.default_card(cards)
-    if first is not None:  # the opening model's group first (Segment, then Compare), then the rest
-        cards = sorted(cards, key=lambda c: (c.task != first.task, c.id != first.id, c.id))
-    thread = threading.Thread(target=warm_up, args=(cards,), name="nervseg-warm", daemon=True)
+    group = sorted((c for c in cards if first and c.task == first.task), key=lambda c: (c.id != first.id, c.id))
+    others = [c for c in cards if c not in group]
+    thread = threading.Thread(target=warm_up, args=(group, others), name="nervseg-warm", daemon=True)
     thread.start()
     return thread
 
@@ -58,21 +59,26 @@ def _skip_repl_check() -> None:
         delta_generator._use_warning_has_been_displayed = True
 
 
-def warm_up(cards) -> None:
-    """What the first visitor's pages need, in the order they need it: Home's gallery thumbnails and the
-    shared-data sample list, the models, then one plotly figure (plotly loads its validators on the first)."""
+def warm_up(group: list, others: list, pause_s: float = 10.0) -> None:
+    """What the first visitor's pages need, in the order they need it: the opening model (Home's result),
+    the gallery thumbnails and the shared-data sample list, the rest of its group (Compare) and one plotly
+    figure (plotly loads its validators on the first); then, after `pause_s` so as not to compete
+    with the first pages for the CPU, the other groups' models."""
     import numpy as np
 
     from nervseg import model_pool, samples, viz
 
+    model_pool.warm_now(group[:1])
     try:
         for s in samples.bundled():
             samples.thumbnail_png(s.stem)
         samples.local_samples()
     except Exception as e:  # noqa: BLE001 - warm-up only; Home shows the problem itself
         log.warning("sample warm-up failed: %s", e)
-    model_pool.warm_now(cards)
+    model_pool.warm_now(group[1:])
     viz.image_figure(np.zeros((8, 8, 3), np.uint8)).to_json()
+    time.sleep(pause_s)
+    model_pool.warm_now(others)
 
 
 def main() -> None:

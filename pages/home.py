@@ -16,16 +16,21 @@ st.markdown(
 )
 
 samples = app_demo.bundled_samples()
+opening = ac.current_card()
+if samples and opening is not None:
+    st.subheader("What it finds")
+    with st.container(key="home_hero"):
+        app_demo.hero(opening)
 if samples:
     st.subheader("Try a scan")
     st.caption(
         f"{len(samples)} usgra-seg scans with the expert's nerve and vessel outlines, bundled with the app "
         f"(CC-BY 4.0, Timm Kandaouroff; unchanged). None was used to train the shipped models. "
-        + (f"Opens on **Segment** with {ac.current_card().name}." if ac.current_card() else "")
+        + (f"Opens on **Segment** with {opening.name}." if opening else "")
     )
     for start in range(0, len(samples), GALLERY_COLUMNS):
         cols = st.columns(GALLERY_COLUMNS)
-        for col, s in zip(cols, samples[start:start + GALLERY_COLUMNS]):
+        for col, s in zip(cols, samples[start:start + GALLERY_COLUMNS], strict=False):
             with col:
                 st.image(app_demo.sample_thumbnail(s.stem), width="stretch")
                 if st.button(f"Open {s.stem}", key=f"home_open_{s.stem}", icon=":material/image_search:",
