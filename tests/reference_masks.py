@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference_masks.json"
 PER_MODEL = 8
 THRESHOLDS = (0.3, 0.5, 0.7)  # mask_at thresholds the pages offer
+TIE_FLIPS_PER = 100_000  # a mask may differ from its record by 1 pixel in this many (float rounding at ties)
 
 
 def validation_images(card, root: Path) -> list[Path]:

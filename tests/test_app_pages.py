@@ -20,6 +20,7 @@ import nervseg
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import app_common as ac  # noqa: E402  (the app's own formatting rule)
+import app_demo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
@@ -349,6 +350,33 @@ def test_gallery_opens_a_sample_segmented_with_truth_dice_and_vessel(no_data):
     assert shown["nerve"][0] == "found" and shown["vessel"][0] == "found"  # the default finds both
     assert not shown["nerve"][1] and not shown["vessel"][1]  # no card has a presence block yet:
     assert "not calibrated" in caption_with(at, "calibrated")  # no probability posing as confidence
+
+
+def test_home_opens_with_the_opening_models_result_and_segment_reuses_it(no_data, monkeypatch):
+    """A newcomer sees a result before any click; opening it on Segment does not run the model again."""
+    from nervseg import metrics, provenance, samples
+    from nervseg.inference import Segmenter, load
+    from nervseg.io import load_image, load_mask
+
+    calls = []
+    original = Segmenter.predict_many
+    monkeypatch.setattr(Segmenter, "predict_many", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    default = provenance.default_card(no_data)
+    at = run_app()
+    assert_clean(at)
+    sample = app_demo.hero_sample(default)
+    assert set(default.classes[1:]) <= set(sample.structures)  # the hero shows everything the model finds
+    assert any(sample.stem in m.value and default.name in m.value for m in at.markdown)
+    truth, pred = load_mask(sample.mask), load(default.id).predict(load_image(sample.image)).mask
+    line = next(m.value for m in at.markdown if "against the expert's outline" in m.value)
+    for cid, name in ((1, "nerve"), (2, "vessel")):
+        assert f"{name} Dice **{ac.fmt(metrics.score(pred, truth, cid)['dice'])}**" in line
+    assert len(at.image) == len(samples.bundled()) + 1  # the hero, then one thumbnail per sample
+    made = len(calls)
+    at.button(key="home_hero_open").click().run()
+    assert_clean(at)
+    assert sample.image.name in caption_with(at, "preprocessing:") and len(at.get("plotly_chart")) == 1
+    assert len(calls) == made, "Segment re-ran the model on the hero sample"
 
 
 def test_compare_scores_every_model_against_the_samples_truth(no_data):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from nervseg import metrics
 from nervseg.metrics import METRIC_KEYS, aggregate, hd95, score
 
 
@@ -153,3 +154,28 @@ def test_pairwise_dice_is_symmetric_with_a_unit_diagonal():
     np.testing.assert_allclose(m, [[1, 0.5, 0], [0.5, 1, 0], [0, 0, 1]])
     assert pairwise_dice([a]).tolist() == [[1.0]]
     assert pairwise_dice([c, c])[0, 1] == 1.0  # both empty: agreement
+
+
+def test_hd95_over_the_union_box_equals_the_full_frame_computation():
+    """hd95 cuts both masks to the box around their union: the same figure as over the whole frame."""
+    from scipy import ndimage
+
+    def full_frame(pred, true, spacing):
+        sp, st = metrics._surface(pred), metrics._surface(true)
+        d_true = ndimage.distance_transform_edt(~st, sampling=spacing)
+        d_pred = ndimage.distance_transform_edt(~sp, sampling=spacing)
+        return float(np.percentile(np.concatenate([d_true[sp], d_pred[st]]), 95))
+
+    rng = np.random.default_rng(7)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(8, 300, 2))
+        yy, xx = np.ogrid[:h, :w]
+        masks = []
+        for _ in range(2):
+            m = np.zeros((h, w), bool)
+            for _ in range(int(rng.integers(1, 4))):
+                y, x, r = int(rng.integers(0, h)), int(rng.integers(0, w)), int(rng.integers(1, 50))
+                m |= (yy - y) ** 2 + (xx - x) ** 2 < r * r
+            masks.append(m | (rng.random((h, w)) < 0.001))  # scattered specks reach the borders
+        spacing = None if i % 2 else (0.1, 0.25)
+        assert metrics.hd95(*masks, spacing) == full_frame(*masks, spacing), i

@@ -30,6 +30,21 @@ def test_overlay_tints_only_mask_pixels(scene):
     np.testing.assert_array_equal(viz.overlay(img, mask, alpha=0.0)[..., 0], img)
 
 
+def test_overlay_equals_a_whole_frame_float_blend():
+    """Blending only the tinted pixels gives what blending the whole frame in float32 gave, bit for bit."""
+    rng = np.random.default_rng(3)
+    for alpha in (0.0, 0.05, 0.45, 0.5, 0.95, 1.0, float(rng.random())):
+        img = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+        mask = rng.integers(0, 3, img.shape).astype(np.uint8)
+        ref = viz.to_rgb(img).astype(np.float32)
+        for cid, colour in viz.CLASS_COLOURS.items():
+            sel = mask == cid
+            ref[sel] = (1 - alpha) * ref[sel] + alpha * np.asarray(colour, np.float32)
+        np.testing.assert_array_equal(viz.overlay(img, mask, alpha), np.clip(ref, 0, 255).astype(np.uint8))
+        np.testing.assert_array_equal(viz.overlay(np.dstack([img] * 3), mask, alpha),
+                                      np.clip(ref, 0, 255).astype(np.uint8))
+
+
 def test_contours_on_the_boundary_only(scene):
     img, mask = scene
     out = viz.contours(img, mask, thickness=1)
