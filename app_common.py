@@ -101,11 +101,11 @@ def configure_threads_once() -> int:
 
 def get_segmenter(model_id: str) -> Segmenter:
     """The loaded model (once per process, shared by all sessions; reloaded when its weights change)."""
-    key = (model_id, nmodels.get_card(model_id).weights_sha256)
-    if key in model_pool.loaded():
-        return model_pool.get(*key)
+    card = nmodels.get_card(model_id)
+    if model_pool.key(card) in model_pool.loaded():
+        return model_pool.get(card)
     with st.spinner("Loading model…"):  # or waiting for the warm-up thread (app_serve) to finish loading it
-        return model_pool.get(*key)
+        return model_pool.get(card)
 
 
 def default_model_id(all_cards: list[ModelCard]) -> str | None:

@@ -14,33 +14,38 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .inference import Segmenter, load
+from .inference import Segmenter
 from .models import ModelCard
 
 log = logging.getLogger(__name__)
-_loaded: dict[tuple[str, str], Segmenter] = {}
-_locks: dict[tuple[str, str], threading.Lock] = {}
+Key = tuple[str, str, str]  # (model id, weights sha256, weights file): another folder's copy is another model
+_loaded: dict[Key, Segmenter] = {}
+_locks: dict[Key, threading.Lock] = {}
 _guard = threading.Lock()
 
 
-def _lock(key: tuple[str, str]) -> threading.Lock:
+def key(card: ModelCard) -> Key:
+    return card.id, card.weights_sha256, str(card.weights_path())
+
+
+def _lock(k: Key) -> threading.Lock:
     with _guard:
-        return _locks.setdefault(key, threading.Lock())
+        return _locks.setdefault(k, threading.Lock())
 
 
-def get(model_id: str, weights_sha256: str) -> Segmenter:
-    """The segmenter of `model_id` with these weights, loaded on first use (once, whichever thread asks)."""
-    key = (model_id, weights_sha256)
-    with _lock(key):
-        seg = _loaded.get(key)
+def get(card: ModelCard) -> Segmenter:
+    """The card's segmenter, loaded on first use (once, whichever thread asks; weights checked then)."""
+    k = key(card)
+    with _lock(k):
+        seg = _loaded.get(k)
         if seg is None:
-            seg = load(model_id)
-            _loaded[key] = seg
+            seg = Segmenter(card)
+            _loaded[k] = seg
         return seg
 
 
-def loaded() -> list[tuple[str, str]]:
-    """(model id, weights sha256) of every segmenter this process holds."""
+def loaded() -> list[Key]:
+    """The keys of every segmenter this process holds."""
     with _guard:
         return list(_loaded)
 
@@ -53,7 +58,7 @@ def warm_now(cards: Sequence[ModelCard], frame_shape: tuple[int, int] = (512, 51
     blank = np.zeros(frame_shape, np.uint8)
     for card in cards:
         try:
-            get(card.id, card.weights_sha256).predict(blank)
+            get(card).predict(blank)
         except Exception as e:  # noqa: BLE001 - warm-up only; the page reports the error when used
             log.warning("warm-up of %s failed: %s", card.id, e)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -17,13 +19,13 @@ def pool(monkeypatch):
     monkeypatch.setattr(model_pool, "_loaded", {})
     monkeypatch.setattr(model_pool, "_locks", {})
     loads = []
-    real = model_pool.load
+    real = model_pool.Segmenter
 
-    def counting(model_id, *args, **kwargs):
-        loads.append(model_id)
-        return real(model_id, *args, **kwargs)
+    def counting(card, *args, **kwargs):
+        loads.append(card.id)
+        return real(card, *args, **kwargs)
 
-    monkeypatch.setattr(model_pool, "load", counting)
+    monkeypatch.setattr(model_pool, "Segmenter", counting)
     return loads
 
 
@@ -35,25 +37,28 @@ def cards(random_model_dir, monkeypatch):
     return available(random_model_dir)
 
 
-def test_concurrent_gets_load_once_and_share_the_segmenter(pool, cards):
+def test_concurrent_gets_load_once_and_share_the_segmenter(pool, cards, tmp_path):
     card = cards[0]
     got = []
-    threads = [threading.Thread(target=lambda: got.append(model_pool.get(card.id, card.weights_sha256)))
-               for _ in range(4)]
+    threads = [threading.Thread(target=lambda: got.append(model_pool.get(card))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert pool == [card.id] and len({id(s) for s in got}) == 1
-    assert (card.id, card.weights_sha256) in model_pool.loaded()
-    assert model_pool.get(card.id, "another-sha") is not got[0]  # new weights: loaded anew
-    assert pool == [card.id, card.id]
+    assert model_pool.key(card) in model_pool.loaded()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in card.weights_path().parent.glob(f"{card.weights_path().stem}.*"):
+        shutil.copy(p, copy / p.name)
+    other = dataclasses.replace(card, path=str(copy / Path(card.path).name))
+    assert model_pool.get(other) is not got[0] and pool == [card.id, card.id]  # another folder's copy: loaded
 
 
 def test_warm_loads_in_order_and_logs_a_card_that_cannot_load(pool, cards, caplog):
-    broken = dataclasses.replace(cards[0], id="no-such-model")
+    broken = dataclasses.replace(cards[0], weights_sha256="0" * 64)  # its weights do not match: refused
     with caplog.at_level(logging.WARNING, logger="nervseg.model_pool"):
         model_pool.warm([*cards[:2], broken], frame_shape=(40, 60)).join(timeout=120)
-    assert pool == [cards[0].id, cards[1].id, "no-such-model"]
-    assert {k[0] for k in model_pool.loaded()} == {cards[0].id, cards[1].id}
-    assert "warm-up of no-such-model failed" in caplog.text
+    assert pool == [cards[0].id, cards[1].id, cards[0].id]
+    assert [k[:2] for k in model_pool.loaded()] == [(c.id, c.weights_sha256) for c in cards[:2]]
+    assert f"warm-up of {cards[0].id} failed" in caplog.text and "does not match its card" in caplog.text
