@@ -2,6 +2,7 @@
 
     python -m nervseg.bench [--models ID ...] [--arch ARCH ...] [--runs 20] [--batch 8] [--rounds 1]
                             [--engines torch onnx] [--threads N] [--json FILE] [--video CLIP]
+                            [--pages] [--browser]
 
 For each shipped model (models/*.json), or, while none exist, each architecture with
 random weights (labelled "random weights": speed does not depend on the weights'
@@ -20,6 +21,10 @@ values, accuracy does), on each engine, on a real frame at its native resolution
   tracemalloc cannot see torch's C++ allocations, so RSS is the honest measure; each
   model and engine runs in its own subprocess so one peak does not hide the next;
 - parameter count and weights file size.
+
+`--pages` and `--browser` add the app's own timings in the same run (scripts/page_bench.py:
+AppTest script time per engine; scripts/browser_bench.py: input event to image on screen in
+headless Chromium, quiet and with one core kept busy).
 
 Prints a table and writes JSON (default: artifacts/bench.json).
 """
@@ -299,6 +304,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
     ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end (nervseg.video)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
+    ap.add_argument("--pages", action="store_true",
+                    help="also the page benchmark: AppTest script times (scripts/page_bench.py, both engines)")
+    ap.add_argument("--browser", action="store_true",
+                    help="also the browser benchmark: input event to image on screen in headless Chromium, quiet and "
+                         "with one core kept busy (scripts/browser_bench.py; needs chromium)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return ap
 
@@ -325,7 +335,28 @@ def _jobs(args, tmp_dir: Path) -> list[tuple[str, Path, bool]]:
     return [(_random_card(a, tmp_dir, tuple(args.size)).id, tmp_dir, True) for a in randoms] + jobs
 
 
-def _report(results: list[dict], path: Path) -> None:
+def _app_benchmarks(args, tmp: Path) -> dict:
+    """The page and browser benchmarks, each a script beside the app (nervseg never imports streamlit)."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    runs = []
+    if args.pages:
+        runs.append(("pages (AppTest script time)", ["page_bench.py", "--repeats", "5"]))
+    if args.browser:
+        runs.append(("browser", ["browser_bench.py", "--repeats", "5"]))
+        runs.append(("browser, one core busy", ["browser_bench.py", "--repeats", "5", "--busy"]))
+    out = {}
+    for label, cmd in runs:
+        dest = tmp / f"{len(out)}.json"
+        print(f"{label} ...", flush=True)
+        proc = subprocess.run([sys.executable, str(scripts / cmd[0]), *cmd[1:], "--json", str(dest)],
+                              capture_output=True, text=True)
+        print(proc.stdout)
+        out[label] = (json.loads(dest.read_text()) if proc.returncode == 0 and dest.is_file()
+                      else {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
+    return out
+
+
+def _report(results: list[dict], path: Path, app: dict | None = None) -> None:
     print()
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"fwd = the engine alone; predict = Segmenter.predict on one frame end to end (ms); "
@@ -339,6 +370,7 @@ def _report(results: list[dict], path: Path) -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "load_average": os.getloadavg()},
         "results": results,
+        **({"app": app} if app else {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
@@ -365,7 +397,8 @@ def main(argv=None) -> list[dict]:
                                   "random": is_random, "threads": args.threads, "engines": [engine]})
                      for _ in range(args.rounds) for engine in args.engines]  # engines alternate per round
             results.append(merge_engines(parts))
-    _report(results, args.json)
+        app = _app_benchmarks(args, Path(tmp))
+    _report(results, args.json, app)
     return results
 
 

@@ -69,11 +69,13 @@ def main(argv=None) -> None:
     ap.add_argument("--engines", nargs="+", default=["onnx", "torch"], choices=["onnx", "torch"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="$NERVSEG_THREADS for the app (0: its default)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(measure(args.repeats)))
         return
+    results = {}
     for engine in args.engines:
         env = dict(os.environ, NERVSEG_ENGINE=engine)
         if args.threads:
@@ -84,10 +86,14 @@ def main(argv=None) -> None:
             print(f"{engine}: failed: {proc.stderr.strip().splitlines()[-1:]}")
             continue
         res = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[engine] = res
         print(f"\n{engine} (load average {os.getloadavg()[0]:.1f}):")
         for k, v in res.items():
             shown = f"median {statistics.median(v):.0f} (all {v})" if isinstance(v, list) and v and k != "exceptions" else v
             print(f"  {k}: {shown}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
