@@ -55,8 +55,9 @@ PROBE_JS = r"""
     if (!nb || !el || !el.closest) return null;
     const c = el.closest(nb.selector);
     if (!c) return null;
-    const all = [...document.querySelectorAll(nb.selector)];
-    return String(all.indexOf(c));
+    const named = [...c.classList].find((k) => k.startsWith("st-key-"));  // a keyed element: its own name
+    if (named) return named;
+    return String([...document.querySelectorAll(nb.selector)].indexOf(c));
   };
   const onImageChange = (el) => {
     const nb = window.__nb;
