@@ -104,17 +104,17 @@ def hero(card: ModelCard) -> None:
         ac.show_input_error(e)
         return
     left, right = st.columns([3, 2])
-    view = viz.truth_outline(viz.overlay(image, pred.mask), truth) if truth.shape == image.shape else \
-        viz.overlay(image, pred.mask)
-    left.image(viz.fit_width(view, 640), width="stretch",
-               caption=f"{s.title}: {card.name}'s mask (filled) and the expert's outline.")
+    outlined = truth.shape == image.shape
+    view = viz.truth_outline(viz.overlay(image, pred.mask), truth) if outlined else viz.overlay(image, pred.mask)
+    left.image(viz.fit_width(view, 640), width="stretch", caption=f"{s.title}: the model's mask (filled)"
+               + (" and the expert's outline." if outlined else "."))
     with right:
         st.markdown(f"**{card.name}** on **{ac.md_escape(s.stem)}** ({s.region or 'region not labelled'}), "
                     f"{pred.seconds * 1000:.0f} ms on this machine.")
-        if truth.shape == image.shape:
+        if outlined:
             st.markdown(dice_caption(truth_scores(pred.mask, truth, pred.classes)) + " against the expert's outline "
                         "(this image only; the models' measured quality is below).")
-        st.markdown(legend_html(pred.classes, truth.shape == image.shape), unsafe_allow_html=True)
+        st.markdown(legend_html(pred.classes, outlined), unsafe_allow_html=True)
         if st.button("Open it on Segment", key="home_hero_open", icon=":material/image_search:", type="primary",
                      help="Zoom, other views, presence, measurements and downloads."):
             open_sample(s.stem)

@@ -302,7 +302,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--engines", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"],
                     help="engines to measure (default: both)")
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
-    ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end (nervseg.video)")
+    ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end along the Cine page's path (nervseg.cine_view)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
     ap.add_argument("--pages", action="store_true",
                     help="also the page benchmark: AppTest script times (scripts/page_bench.py, both engines)")

@@ -1,9 +1,10 @@
 """Segmenters loaded once per process and shared by every session and thread, warmed in the background.
 
 A server answers its first visitor at once only if the models are loaded (and have run once:
-ONNX Runtime allocates its buffers on the first call) before anyone asks. `warm` does that in a
-daemon thread at start; `get` returns the loaded model, waiting for that model only (not for
-the rest of the warm-up) when the warm thread is still loading it.
+ONNX Runtime allocates its buffers on the first call) before anyone asks. `warm_now` does that
+(app_serve runs it in a daemon thread at start); `get` returns the loaded model, waiting for that
+model only (not for the rest of the warm-up) while another thread is loading it. New weights
+for a model replace its old segmenter, so the pool holds at most one per model and folder.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def get(card: ModelCard) -> Segmenter:
         seg = _loaded.get(k)
         if seg is None:
             seg = Segmenter(card)
-            _loaded[k] = seg
+            with _guard:  # new weights for the same model and file: the old segmenter goes
+                for old in [o for o in _loaded if o[0] == k[0] and o[2] == k[2]]:
+                    del _loaded[old]
+                _loaded[k] = seg
         return seg
 
 
@@ -61,10 +65,3 @@ def warm_now(cards: Sequence[ModelCard], frame_shape: tuple[int, int] = (512, 51
             get(card).predict(blank)
         except Exception as e:  # noqa: BLE001 - warm-up only; the page reports the error when used
             log.warning("warm-up of %s failed: %s", card.id, e)
-
-
-def warm(cards: Sequence[ModelCard], frame_shape: tuple[int, int] = (512, 512)) -> threading.Thread:
-    """`warm_now` in a daemon thread (started)."""
-    thread = threading.Thread(target=warm_now, args=(list(cards), frame_shape), name="nervseg-warm", daemon=True)
-    thread.start()
-    return thread

@@ -107,13 +107,17 @@ def details(card, pred, mask, truth, shape):
 
 
 def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores) -> None:
-    """Mask, overlay and report, each made when its button is clicked (not on every display change)."""
+    """Mask, overlay and report, each made when its button is clicked (not on every display change).
+
+    The callables run outside the script run, so they use only what is read here.
+    """
     image = picked.image.image
+    preprocess = ac.preprocess_dict()  # read now: a deferred download runs outside the script (no session state)
 
     def report() -> bytes:
         structures = measure(mask, pred.classes, spacing)
         # the report schema is nervseg.report's; no mean probability posing as confidence, presence beside it
-        rep = scan_report(picked.name, picked.hash, image.shape, spacing, card, ac.preprocess_dict(), threshold,
+        rep = scan_report(picked.name, picked.hash, image.shape, spacing, card, preprocess, threshold,
                           pred.seconds, {}, structures, ac.DISCLAIMER)
         rep["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
                             "calibrated_probability": p.probability} for p in found]

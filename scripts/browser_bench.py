@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/browser_bench.py [--repeats 5] [--busy] [--threads N] [--json FILE]
 
-Starts `streamlit run` and Debian's chromium (app_browser). In the page, a capture-phase
+Starts the app as `make app` does (app_serve.py) and Debian's chromium (app_browser). In the page, a capture-phase
 listener takes the input event's own timestamp (key press, click, file chosen); a
 MutationObserver and `load` listeners watch the images the interaction should change
 (`src`/`href` of <img> and plotly's SVG <image>), and the time of the animation frame after
@@ -160,6 +160,14 @@ class Page:
         self.cdp.set_files(0, path)
 
 
+def _require(ok: bool, what: str, cdp: CDP) -> None:
+    """A wait that timed out is a failure, not a timing."""
+    if not ok:
+        alerts = cdp.js("[...document.querySelectorAll('[data-testid=stAlertContainer], [data-testid=stException]')]"
+                        ".map(e => e.innerText.slice(0, 200))")
+        raise TimeoutError(f"{what} did not appear; alerts on the page: {alerts}")
+
+
 def _slider(key: str) -> str:
     return f".st-key-{key} input[type=range]"
 
@@ -177,20 +185,23 @@ def run(repeats: int, scans: list[Path], env: dict, log: Path, profile: Path,
         page = Page(cdp, url)
         cdp.call("Page.navigate", url=url + "/")
         hero = ".st-key-home_hero img"
-        cdp.wait_for(f"(() => {{const i = document.querySelector('{hero}'); return !!i && i.complete && "
-                     "i.naturalWidth > 0;})()", 120, 0.02)
+        _require(cdp.wait_for(f"(() => {{const i = document.querySelector('{hero}'); return !!i && i.complete && "
+                              "i.naturalWidth > 0;})()", 120, 0.02), "Home's opening result", cdp)
         out["first result (Home's opening result) after health ms"] = round((time.time() - t_health) * 1000, 0)
         cdp.wait_for("document.readyState === 'complete'", 60, 0.05)
         cdp.js(PROBE_JS)
-        cdp.wait_for("!!document.querySelector('.st-key-home_hero_open button')", 60, 0.02)
+        _require(cdp.wait_for("!!document.querySelector('.st-key-home_hero_open button')", 60, 0.02),
+                 "the 'Open it on Segment' button", cdp)
         cdp.js("window.__nbArm('.st-key-seg_figure', 1)")
         cdp.js("document.querySelector('.st-key-home_hero_open button').click()")
-        deadline = time.time() + 120
+        deadline, s = time.time() + 120, None
         while time.time() < deadline:
             s = cdp.js(READ_JS)
             if s and s["changed"] >= 1 and cdp.script_state().startswith("notRunning|") and s["quiet_ms"] > 600:
                 break
             time.sleep(0.05)
+        else:
+            _require(False, "Segment's figure after opening the sample", cdp)
         out["Segment opened from Home, after health ms"] = round(s["origin"] + s["last"] - t_health * 1000, 0)
         out["Segment opened from Home, after click ms"] = round(s["last"] - s["t0"], 0)
         if first_only:

@@ -42,11 +42,13 @@ def digest(mask: np.ndarray) -> dict:
     return {"sha256": h.hexdigest(), "counts": np.bincount(mask.ravel(), minlength=3).tolist()}
 
 
+def mask_for(pred, key: str) -> np.ndarray:
+    """The mask a record key names: "mask" (the model's decision) or "mask_at_<threshold>"."""
+    return pred.mask if key == "mask" else pred.mask_at(float(key.removeprefix("mask_at_")))
+
+
 def masks_of(pred) -> dict:
-    out = {"mask": digest(pred.mask)}
-    for t in THRESHOLDS:
-        out[f"mask_at_{t}"] = digest(pred.mask_at(t))
-    return out
+    return {key: digest(mask_for(pred, key)) for key in ["mask", *(f"mask_at_{t}" for t in THRESHOLDS)]}
 
 
 def record(engine: str | None = None) -> dict:

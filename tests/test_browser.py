@@ -1,6 +1,6 @@
 """The real app in Debian's headless Chromium: every page renders, no exception box, fits 1280 and 1024 px.
 
-Starts `streamlit run` on a free loopback port (no data folder: a newcomer's laptop), drives
+Starts the app as `make app` does (app_serve.py) on a free loopback port (no data folder: a newcomer's laptop), drives
 Chromium over the DevTools protocol (app_browser), opens a
 bundled sample from the Home gallery, moves between pages with the sidebar links (one
 session, so the scan carries over), waits until the script has finished (stApp's
