@@ -67,11 +67,6 @@ def bundled_samples() -> list[nsamples.BundledSample]:
         return []
 
 
-def sample_thumbnail(stem: str) -> bytes:
-    """A small PNG of a bundled sample for the gallery (made once per process, or by app_serve's warm-up)."""
-    return nsamples.thumbnail_png(stem)
-
-
 def open_sample(stem: str) -> None:
     """Make a bundled sample (with its ground-truth mask) the current scan on every page."""
     s = next((x for x in bundled_samples() if x.stem == stem), None)

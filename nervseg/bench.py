@@ -169,15 +169,20 @@ def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str 
         "runs": runs, "batch": batch, **{f"{e}_load_seconds": v for e, v in load_s.items()},
         **_measure_engines(segs, image, runs, batch),
     }
-    if "torch" in segs and "onnx" in segs:  # the issue-16 target: <= 0.75
-        out["onnx_predict_over_torch_forward"] = round(
-            out["onnx_predict_ms_median"] / out["torch_forward_ms_median"], 3)
+    _add_ratio(out)
     out.update({"rss_peak_mb": round(_rss_mb(), 0), "rss_after_import_mb": round(base_now, 0),
                 "rss_growth_mb": round(_rss_mb() - max(base_peak, base_now), 0)})
     if video and segs:
         kwargs = {"max_frames": video_frames} if video_frames else {}
         out["video"] = {e: benchmark_clip(s, video, batch, **kwargs) for e, s in segs.items()}
     return out
+
+
+def _add_ratio(out: dict) -> None:
+    """Issue 16's target, ONNX predict / eager torch forward (<= 0.75), when both engines were measured."""
+    if "torch" in out["engines"] and "onnx" in out["engines"]:
+        out["onnx_predict_over_torch_forward"] = round(
+            out["onnx_predict_ms_median"] / out["torch_forward_ms_median"], 3)
 
 
 def _run_worker(spec: dict) -> dict:
@@ -240,9 +245,7 @@ def merge_engines(parts: list[dict]) -> dict:
         out["rounds"] = max(out["rounds"], len(mine))
     if videos:
         out["video"] = videos
-    if "torch" in out["engines"] and "onnx" in out["engines"]:
-        out["onnx_predict_over_torch_forward"] = round(
-            out["onnx_predict_ms_median"] / out["torch_forward_ms_median"], 3)
+    _add_ratio(out)
     return out
 
 

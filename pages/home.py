@@ -6,6 +6,7 @@ import streamlit as st
 import app_common as ac
 import app_demo
 from nervseg import provenance
+from nervseg import samples as nsamples
 
 GALLERY_COLUMNS = 4
 
@@ -32,7 +33,7 @@ if samples:
         cols = st.columns(GALLERY_COLUMNS)
         for col, s in zip(cols, samples[start:start + GALLERY_COLUMNS], strict=False):
             with col:
-                st.image(app_demo.sample_thumbnail(s.stem), width="stretch")
+                st.image(nsamples.thumbnail_png(s.stem), width="stretch")  # made once per process
                 if st.button(f"Open {s.stem}", key=f"home_open_{s.stem}", icon=":material/image_search:",
                              width="stretch", help=f"{s.description}. Structures: {', '.join(s.structures)}."
                              + (f" Region: {s.region}." if s.region else "")):

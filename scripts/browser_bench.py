@@ -102,15 +102,10 @@ READ_JS = """(() => {const nb = window.__nb; if (!nb) return null;
 
 
 class Page:
-    """One browser page on the app, with the probe installed after every navigation."""
+    """One browser page on the app: page changes (the probe installed again), input events, timed updates."""
 
     def __init__(self, cdp: CDP, url: str):
         self.cdp, self.url = cdp, url
-
-    def open(self, path: str = "/") -> None:
-        self.cdp.call("Page.navigate", url=self.url + path)
-        self.cdp.wait_for("document.readyState === 'complete'", 60, 0.05)
-        self.cdp.js(PROBE_JS)
 
     def go(self, slug: str) -> None:
         """Sidebar link to a page (one session: the current scan carries over)."""
@@ -119,9 +114,9 @@ class Page:
         self.cdp.js(PROBE_JS)
         time.sleep(0.5)
 
-    def measure(self, selector: str, need: int, act, timeout: float = 60.0) -> float:
-        """ms from the input event `act()` causes to the frame after the last image change in
-        `need` distinct containers matching `selector`."""
+    def update(self, selector: str, need: int, act, timeout: float = 60.0) -> dict:
+        """The probe's state once `act()`'s input event has changed images in `need` distinct containers
+        matching `selector`, the script is idle and the page has been quiet for 0.6 s."""
         self.cdp.js(f"window.__nbArm({json.dumps(selector)}, {need})")
         act()
         deadline = time.time() + timeout
@@ -129,12 +124,14 @@ class Page:
             s = self.cdp.js(READ_JS)
             idle = self.cdp.script_state().startswith("notRunning|")
             if s and s["t0"] is not None and s["changed"] >= need and idle and s["quiet_ms"] > 600:
-                return round(s["last"] - s["t0"], 1)
+                return s
             time.sleep(0.05)
-        on_screen = self.cdp.js("[...document.querySelectorAll('[data-testid=stAlertContainer], "
-                                "[data-testid=stException]')].map(e => e.innerText.slice(0, 200))")
-        raise TimeoutError(f"no update of {need} x {selector} within {timeout:.0f} s: {self.cdp.js(READ_JS)}; "
-                           f"alerts on the page: {on_screen}")
+        _require(False, f"an update of {need} x {selector} within {timeout:.0f} s ({self.cdp.js(READ_JS)})", self.cdp)
+
+    def measure(self, selector: str, need: int, act, timeout: float = 60.0) -> float:
+        """ms from the input event `act()` causes to the frame after the last image change (`update`)."""
+        s = self.update(selector, need, act, timeout)
+        return round(s["last"] - s["t0"], 1)
 
     def key(self, selector: str, key: str) -> None:
         """Focus `selector` and press one key (CDP input events, as a real keyboard sends them)."""
@@ -145,14 +142,14 @@ class Page:
                           windowsVirtualKeyCode=codes[key], nativeVirtualKeyCode=codes[key])
 
     def click_label(self, container: str, text: str) -> None:
-        ok = self.cdp.js(f"""(() => {{const l = [...document.querySelectorAll({json.dumps(container + ' label')})]
-            .find(e => e.innerText.trim() === {json.dumps(text)}); if (!l) return false;
-            const r = l.getBoundingClientRect(); window.__click = [r.x + r.width / 2, r.y + r.height / 2];
-            l.scrollIntoView({{block: 'center'}}); const q = l.getBoundingClientRect();
-            window.__click = [q.x + 8, q.y + q.height / 2]; return true;}})()""")
-        if not ok:
+        """Click a radio option by its label with real mouse events (scrolled into view first)."""
+        at = self.cdp.js(f"""(() => {{const l = [...document.querySelectorAll({json.dumps(container + ' label')})]
+            .find(e => e.innerText.trim() === {json.dumps(text)}); if (!l) return null;
+            l.scrollIntoView({{block: 'center'}}); const r = l.getBoundingClientRect();
+            return [r.x + 8, r.y + r.height / 2];}})()""")
+        if not at:
             raise RuntimeError(f"no option {text!r} in {container}")
-        x, y = self.cdp.js("window.__click")
+        x, y = at
         for kind in ("mousePressed", "mouseReleased"):
             self.cdp.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
@@ -165,7 +162,7 @@ def _require(ok: bool, what: str, cdp: CDP) -> None:
     if not ok:
         alerts = cdp.js("[...document.querySelectorAll('[data-testid=stAlertContainer], [data-testid=stException]')]"
                         ".map(e => e.innerText.slice(0, 200))")
-        raise TimeoutError(f"{what} did not appear; alerts on the page: {alerts}")
+        raise TimeoutError(f"no {what}; alerts on the page: {alerts}")
 
 
 def _slider(key: str) -> str:
@@ -186,22 +183,14 @@ def run(repeats: int, scans: list[Path], env: dict, log: Path, profile: Path,
         cdp.call("Page.navigate", url=url + "/")
         hero = ".st-key-home_hero img"
         _require(cdp.wait_for(f"(() => {{const i = document.querySelector('{hero}'); return !!i && i.complete && "
-                              "i.naturalWidth > 0;})()", 120, 0.02), "Home's opening result", cdp)
+                              "i.naturalWidth > 0;})()", 120, 0.02), "Home's opening result within 120 s", cdp)
         out["first result (Home's opening result) after health ms"] = round((time.time() - t_health) * 1000, 0)
         cdp.wait_for("document.readyState === 'complete'", 60, 0.05)
         cdp.js(PROBE_JS)
         _require(cdp.wait_for("!!document.querySelector('.st-key-home_hero_open button')", 60, 0.02),
-                 "the 'Open it on Segment' button", cdp)
-        cdp.js("window.__nbArm('.st-key-seg_figure', 1)")
-        cdp.js("document.querySelector('.st-key-home_hero_open button').click()")
-        deadline, s = time.time() + 120, None
-        while time.time() < deadline:
-            s = cdp.js(READ_JS)
-            if s and s["changed"] >= 1 and cdp.script_state().startswith("notRunning|") and s["quiet_ms"] > 600:
-                break
-            time.sleep(0.05)
-        else:
-            _require(False, "Segment's figure after opening the sample", cdp)
+                 "'Open it on Segment' button within 60 s", cdp)
+        s = page.update(".st-key-seg_figure", 1,
+                        lambda: cdp.js("document.querySelector('.st-key-home_hero_open button').click()"), 120)
         out["Segment opened from Home, after health ms"] = round(s["origin"] + s["last"] - t_health * 1000, 0)
         out["Segment opened from Home, after click ms"] = round(s["last"] - s["t0"], 0)
         if first_only:
