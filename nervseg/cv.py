@@ -229,6 +229,7 @@ def main(argv=None) -> None:
     r.add_argument("--recipe-args", default="", help="training flags shared by every fold, one quoted string")
     r.add_argument("--init-dir", type=Path, default=PROJECT_ROOT / "models", help="where --init-from models are")
     r.add_argument("--rescore", action="store_true", help="score already scored folds again")
+    r.add_argument("--cv-root", type=Path, default=CV_ROOT, help="where fold models and scores go (default: runs/cv)")
     for name in ("summarise", "apply", "heldout"):
         p = sub.add_parser(name)
         p.add_argument("--task", required=True, choices=sorted(MAIN_SET))
@@ -240,8 +241,8 @@ def main(argv=None) -> None:
     try:
         if args.cmd == "run":
             folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-            print(run_folds(CvRun(args.task, args.arch, args.recipe_args, folds, init_dir=args.init_dir,
-                                  rescore=args.rescore)))
+            print(run_folds(CvRun(args.task, args.arch, args.recipe_args, folds, cv_root=args.cv_root,
+                                  init_dir=args.init_dir, rescore=args.rescore)))
         elif args.cmd == "heldout":
             out_root = args.cv_root or PROJECT_ROOT / "runs" / "cv-heldout"
             for arch in ARCHS:

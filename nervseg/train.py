@@ -59,6 +59,10 @@ class TrainConfig:
     batch_size: int = _opt(16)
     lr: float = _opt(2e-3)
     size: tuple[int, int] | None = _opt(None, "input size (multiples of 16)", nargs=2, metavar=("H", "W"), type=int)
+    crop: tuple[int, int] | None = _opt(None, "train on random crops of this size (multiples of 16) of the --size "
+                                        "images, a third of them holding foreground; validation and inference "
+                                        "see the whole image (the networks are fully convolutional)",
+                                        nargs=2, metavar=("H", "W"), type=int)
     seed: int = _opt(0)
     device: str | None = _opt(None, "cpu or cuda (default: cuda when present)")
     threads: int = _opt(0, "CPU threads (0: all cores)")
@@ -117,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None) -> TrainConfig:
     ns = build_parser().parse_args(argv)
-    return TrainConfig(**{k: (tuple(v) if k == "size" and v else v) for k, v in vars(ns).items()})
+    return TrainConfig(**{k: (tuple(v) if k in ("size", "crop") and v else v) for k, v in vars(ns).items()})
 
 
 @dataclass
@@ -139,6 +143,8 @@ def prepare_data(cfg: TrainConfig, ds: DatasetSpec, settings: pp.Preprocess) -> 
     size = tuple(cfg.size) if cfg.size else ds.input_size
     if size[0] % 16 or size[1] % 16:
         raise SystemExit("--size must be multiples of 16 (the encoder downsamples 16x)")
+    if cfg.crop and (cfg.crop[0] % 16 or cfg.crop[1] % 16 or cfg.crop[0] > size[0] or cfg.crop[1] > size[1]):
+        raise SystemExit("--crop must be multiples of 16 and no larger than --size")
     split = make_split(cfg.task, cfg.data, seed=cfg.seed, split_file=cfg.split_file, fold=cfg.fold)
     train_pairs, val_pairs = split.train, split.val
     if cfg.limit:
@@ -181,7 +187,7 @@ def _loader(x, y, cfg: TrainConfig, seed: int):
     import torch
     from torch.utils.data import DataLoader
 
-    return DataLoader(SegDataset(x, y, NORMALISATION, augmentation(cfg.augment)), batch_size=cfg.batch_size,
+    return DataLoader(SegDataset(x, y, NORMALISATION, augmentation(cfg.augment, cfg.crop)), batch_size=cfg.batch_size,
                       shuffle=True, drop_last=len(x) > cfg.batch_size, generator=torch.Generator().manual_seed(seed),
                       num_workers=0)
 
@@ -230,7 +236,7 @@ def run_epochs(cfg: TrainConfig, fitter: Fitter, loader, data: TrainData, state:
     fg_names = list(spec(cfg.task).classes[1:])
     n_classes = len(fg_names) + 1
     for epoch in range(state.start_epoch, cfg.epochs):
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         losses, done = fit_epoch(fitter, loader, state, f"{cfg.model_id} epoch {epoch + 1}/{cfg.epochs}")
         if not losses:  # the schedule ended exactly at an epoch boundary
             state.stopped = f"schedule complete after {state.step} steps"
@@ -238,6 +244,7 @@ def run_epochs(cfg: TrainConfig, fitter: Fitter, loader, data: TrainData, state:
         per_class = (run_validation(fitter.scored, data.val_x, data.val_y, NORMALISATION, fitter.device, n_classes)
                      if len(data.val_x) else None)
         state.elapsed += time.time() - t0
+        state.cpu_seconds += time.process_time() - c0
         _record(state, epoch, losses, fg_names, per_class)
         out_of_patience = _after_epoch(cfg, fitter, state, epoch, per_class, run_dir / "best.safetensors")
         save_checkpoint(run_dir / "last.pt", fitter, state, epoch)

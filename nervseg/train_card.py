@@ -42,6 +42,7 @@ def recipe(cfg: TrainConfig) -> dict:
     arch = ARCHITECTURES[cfg.arch]
     d = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY}
     d["size"] = list(d["size"]) if d["size"] else None
+    d["crop"] = list(d["crop"]) if d["crop"] else None
     if d["init_from"] and d["init_from"].endswith(f"-{cfg.arch}"):
         d["init_from"] = d["init_from"][: -len(cfg.arch)] + "{arch}"
     if d["split_file"]:
@@ -73,6 +74,8 @@ def training_block(cfg: TrainConfig, data: TrainData, state: TrainState, device:
         "seed": cfg.seed,
         "hardware": hardware(device),
         "wall_minutes": round(state.elapsed / 60, 1),
+        "cpu_minutes": round(state.cpu_seconds / 60, 1),
+        **({"crop": list(cfg.crop)} if cfg.crop else {}),
         "design": DESIGN.format(h=data.size[0], w=data.size[1]),
     }
 

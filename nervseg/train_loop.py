@@ -112,6 +112,7 @@ class TrainState:
     best_epoch: int = -1
     start_epoch: int = 0
     elapsed: float = 0.0
+    cpu_seconds: float = 0.0  # process CPU time of the epochs (all threads), kept across resumes
     stopped: str = "completed all epochs"
 
 
@@ -179,7 +180,7 @@ def save_checkpoint(path: Path, fitter: Fitter, state: TrainState, epoch: int) -
     ema = {"ema": fitter.ema.state_dict()} if fitter.ema is not None else {}
     torch.save({"model": fitter.model.state_dict(), "opt": fitter.opt.state_dict(), "step": state.step,
                 "curves": state.curves, "best": state.best, "best_epoch": state.best_epoch, "epoch": epoch,
-                "elapsed": state.elapsed, **ema}, path)
+                "elapsed": state.elapsed, "cpu_seconds": state.cpu_seconds, **ema}, path)
 
 
 def load_checkpoint(path: Path, fitter: Fitter, state: TrainState) -> None:
@@ -195,3 +196,4 @@ def load_checkpoint(path: Path, fitter: Fitter, state: TrainState) -> None:
     state.curves = {k: list(v) for k, v in saved["curves"].items()}
     state.best, state.best_epoch = saved["best"], saved["best_epoch"]
     state.start_epoch, state.elapsed = saved["epoch"] + 1, saved["elapsed"]
+    state.cpu_seconds = float(saved.get("cpu_seconds", 0.0))
