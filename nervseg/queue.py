@@ -1,7 +1,7 @@
 """The cross-validation training queue: every job of the fair comparison, run two at a time across sessions.
 
     python -m nervseg.queue status                 # done / running / left, with an ETA
-    python -m nervseg.queue run [--hours 2.5]      # start the runner in the background (low priority)
+    python -m nervseg.queue run [--until 16:55]    # start the runner in the background (low priority)
     python -m nervseg.queue stop                   # start no new job (running ones finish)
 
 Jobs come from nervseg/recipes.json and the fold files: the recipe pilot, then per task and
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import PROJECT_ROOT
@@ -189,9 +189,8 @@ def machine() -> str:
 class Runner:
     """Starts jobs while slots are free; records each finished job's CPU time from the kernel (wait4)."""
 
-    def __init__(self, jobs: list[Job], workers: int = 2, hours: float = 0.0):
-        self.jobs, self.workers = jobs, workers
-        self.deadline = time.time() + hours * 3600 if hours else None
+    def __init__(self, jobs: list[Job], workers: int = 2, deadline: float | None = None):
+        self.jobs, self.workers, self.deadline = jobs, workers, deadline
         self.running: dict[int, tuple[Job, float]] = {}
         WORK.mkdir(parents=True, exist_ok=True)
         (WORK / "logs").mkdir(exist_ok=True)
@@ -287,12 +286,33 @@ def status_lines(jobs: list[Job], workers: int = 2) -> list[str]:
     return lines
 
 
+def runner_alive() -> int | None:
+    """The pid of a live runner, if there is one (a second runner would start the same jobs again)."""
+    state = WORK / "state.json"
+    if state.is_file():
+        pid = json.loads(state.read_text())["runner_pid"]
+        if _alive(pid):
+            return pid
+    return None
+
+
+def deadline_of(until: str, hours: float, now: datetime | None = None) -> float | None:
+    """Epoch seconds by which started jobs should end: --until HH:MM (local time, today or tomorrow) or --hours."""
+    now = now or datetime.now()
+    if until:
+        h, m = (int(x) for x in until.split(":"))
+        t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+        return (t if t > now else t + timedelta(days=1)).timestamp()
+    return now.timestamp() + hours * 3600 if hours else None
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m nervseg.queue", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="start the runner in the background")
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--hours", type=float, default=0.0, help="start no job that would not finish within this many hours")
+    r.add_argument("--until", default="", help="start no job that would not finish by this time (HH:MM, local)")
     r.add_argument("--foreground", action="store_true", help="run here instead of in the background")
     sub.add_parser("status")
     s = sub.add_parser("stop", help="start no new job; --now also ends the running ones (they resume next time)")
@@ -310,14 +330,17 @@ def main(argv=None) -> None:
                 if _alive(r["pid"]):
                     os.killpg(r["pid"], signal.SIGTERM)  # the job and its training process
         print("the runner starts no new job" + (" and its jobs were ended" if args.now else ""))
+    elif runner_alive():
+        raise SystemExit(f"a runner is already working (pid {runner_alive()}): `stop`, wait for it, then `run` again")
     elif args.foreground:
         (WORK / "stop").unlink(missing_ok=True)
-        Runner(jobs, args.workers, args.hours).run()
+        Runner(jobs, args.workers, deadline_of(args.until, args.hours)).run()
     else:
         WORK.mkdir(parents=True, exist_ok=True)
         (WORK / "stop").unlink(missing_ok=True)
+        deadline = deadline_of(args.until, args.hours)
         cmd = [sys.executable, "-m", "nervseg.queue", "run", "--foreground", "--workers", str(args.workers),
-               "--hours", str(args.hours)]
+               "--hours", str((deadline - time.time()) / 3600 if deadline else 0)]
         with open(WORK / "runner.log", "a") as log:
             proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
