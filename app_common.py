@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -317,20 +318,37 @@ def current_picked() -> Picked | None:
     return Picked(cur["name"], cur["data"], cur["hash"], data, mask, cur.get("mask_name"))
 
 
-def mask_uploader(label: str, key: str, image: np.ndarray, default: np.ndarray | None = None) -> np.ndarray | None:
-    """Optional ground-truth mask for `image`; a size mismatch or bad file shows st.error."""
-    f = st.file_uploader(label, type=MASK_TYPES, key=key)
+@dataclass
+class Truth:
+    """A ground-truth mask and the file it came from (shown beside every score made with it)."""
+
+    mask: np.ndarray
+    name: str
+
+
+def mask_uploader(label: str, key: str, picked: Picked) -> Truth | None:
+    """Optional ground-truth mask for the current scan; a bad file or a size mismatch shows st.error.
+
+    The uploader is keyed by the scan, so a mask given for one scan is never applied to the
+    next; a mask whose name does not pair with the scan's is named in a warning.
+    """
+    from nervseg.datasets import mask_names_image
+    from nervseg.io import check_pair
+
+    f = st.file_uploader(label, type=MASK_TYPES, key=f"{key}_{picked.hash[:16]}")
     if f is None:
-        return default
+        return Truth(picked.mask, picked.mask_name or "its mask") if picked.mask is not None else None
     try:
         mask = load_mask(f.getvalue(), f.name)
-        from nervseg.io import check_pair
-
-        check_pair(image, mask, "the image", f.name)
-        return mask
+        check_pair(picked.image.image, mask, picked.name, f.name)
     except InputError as e:
         show_input_error(e)
         return None
+    if not mask_names_image(f.name, picked.name):
+        st.warning(f"The mask **{md_escape(f.name)}** is not named after the scan **{md_escape(picked.name)}** "
+                   f"(expected {md_escape(Path(picked.name).stem)}.png or {md_escape(Path(picked.name).stem)}_mask.png): "
+                   "the scores below use it; check that it belongs to this scan.", icon=":material/warning:")
+    return Truth(mask, f.name)
 
 
 def no_models_notice() -> None:

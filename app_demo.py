@@ -31,29 +31,40 @@ def model_groups(all_cards: list[ModelCard]) -> dict[str, list[ModelCard]]:
 
 def _on_group_change() -> None:
     """A new group was picked: open its best model (the same rule as the opening default)."""
-    group = model_groups(ac.cards()).get(st.session_state.get("model_group"), [])
+    group = model_groups(ac.cards()).get(st.session_state.get("_model_group_radio"), [])
     if group and st.session_state.get("model_id") not in {c.id for c in group}:
         st.session_state["model_id"] = ac.default_model_id(group)
+
+
+def _on_arch_change() -> None:
+    st.session_state["model_id"] = st.session_state["_model_arch_radio"]
 
 
 def model_picker(all_cards: list[ModelCard]) -> None:
     """Sidebar model choice in two steps: what it finds and learnt from, then the architecture.
 
-    Radios, not drop-downs, so the labels wrap instead of being clipped. The choice is
-    kept in session_state["model_id"]; the group follows it when set from elsewhere.
+    Radios, not drop-downs, so the labels wrap instead of being clipped. The choice lives in
+    session_state["model_id"] alone; the radios are built from it with an explicit index on
+    every run, so the browser is always sent the chosen model (a radio that kept its state
+    under its own key was once sent only its default, and sent it back as a new choice).
     """
     groups = model_groups(all_cards)
     ids = {c.id for c in all_cards}
     if st.session_state.get("model_id") not in ids:
         st.session_state["model_id"] = ac.default_model_id(all_cards)
     mid = st.session_state["model_id"]
-    st.session_state["model_group"] = next(g for g, cs in groups.items() if mid in {c.id for c in cs})
-    st.radio("Model: finds · learnt from", list(groups), key="model_group", on_change=_on_group_change,
+    labels = list(groups)
+    label = next(g for g, cs in groups.items() if mid in {c.id for c in cs})
+    st.session_state.pop("_model_group_radio", None)  # the index below, not a kept widget state, decides
+    st.radio("Model: finds · learnt from", labels, index=labels.index(label), key="_model_group_radio",
+             on_change=_on_group_change,
              help="Models are grouped by the structures they mark and the data they were trained on. "
                   "A model sees best the kind of scan it learnt from.")
-    group = groups[st.session_state["model_group"]]
+    group = groups[label]
     names = {c.id: c.arch_display for c in group}
-    st.radio("Architecture", list(names), format_func=names.get, key="model_id",
+    st.session_state.pop("_model_arch_radio", None)
+    st.radio("Architecture", list(names), index=list(names).index(mid), format_func=names.get,
+             key="_model_arch_radio", on_change=_on_arch_change,
              help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its group.")
 
 
@@ -108,7 +119,7 @@ def hero(card: ModelCard) -> None:
                     f"{pred.seconds * 1000:.0f} ms on this machine.")
         if outlined:
             st.markdown(dice_caption(truth_scores(pred.mask, truth, pred.classes)) + " against the expert's outline "
-                        "(this image only; the models' measured quality is below).")
+                        f"({ac.md_escape(s.mask.name)}; this image only, the models' measured quality is below).")
         st.markdown(legend_html(pred.classes, outlined), unsafe_allow_html=True)
         if st.button("Open it on Segment", key="home_hero_open", icon=":material/image_search:", type="primary",
                      help="Zoom, other views, presence, measurements and downloads."):
@@ -174,8 +185,10 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
         col.metric(p.name, verdict, delta, delta_color="off", help=hlp)
 
 
-def dice_caption(scores: dict[str, dict]) -> str:
-    return " · ".join(f"{name} Dice **{ac.fmt(s['dice'])}**" for name, s in scores.items())
+def dice_caption(scores: dict[str, dict], truth_name: str | None = None) -> str:
+    """Dice per structure, and the mask file they were measured against."""
+    line = " · ".join(f"{name} Dice **{ac.fmt(s['dice'])}**" for name, s in scores.items())
+    return line + (f" (against {ac.md_escape(truth_name)})" if truth_name else "")
 
 
 def legend_html(classes: list[str], truth: bool = False) -> str:

@@ -25,6 +25,15 @@ GROUP_RULES: dict[str, Callable[[str], str]] = {
 }
 
 
+MASK_MARK = "_mask"  # <stem>_mask.<ext> names the mask of <stem>.<ext> (Kaggle's rule, and uploads')
+
+
+def mask_names_image(mask_name: str, image_name: str) -> bool:
+    """Whether a mask's file name pairs with an image's: the same stem, or the stem + "_mask" (any case/suffix)."""
+    m, i = Path(mask_name).stem.lower(), Path(image_name).stem.lower()
+    return m in (i, i + MASK_MARK)
+
+
 @dataclass(frozen=True)
 class Pair:
     image: Path

@@ -20,7 +20,7 @@ def panel_view(image, pred, truth, view: str, alpha: float, outline: bool, class
 
 
 @st.fragment
-def panels(image, group, preds, truth) -> None:
+def panels(image, group, preds, truth, truth_name) -> None:
     """Display settings re-run only this fragment, on the cached predictions."""
     classes = group[0].classes
     c1, c2 = st.columns([1, 2])
@@ -44,7 +44,7 @@ def panels(image, group, preds, truth) -> None:
                                 width="stretch", key=f"cmp_fig_{mid}", config={"scrollZoom": True, "displaylogo": False})
                 line = f"{pred.seconds * 1000:.0f} ms · {card.parameters / 1e6:.1f} M parameters"
                 if truth is not None:
-                    line += " · " + app_demo.dice_caption(app_demo.truth_scores(pred.mask, truth, classes))
+                    line += " · " + app_demo.dice_caption(app_demo.truth_scores(pred.mask, truth, classes), truth_name)
                 st.caption(line)
     if view.startswith("Errors"):
         st.markdown(viz.error_legend_html() + " · false positive: marked but not in the truth; false negative: missed",
@@ -81,8 +81,8 @@ if picked is None:
     st.stop()
 image = picked.image.image
 
-truth = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "compare_mask", image,
-                         default=picked.mask)
+given = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "compare_mask", picked)
+truth = given.mask if given else None
 preds = {}
 for c in group:
     try:
@@ -95,10 +95,10 @@ names = {c.id: c.arch_display for c in group}
 trained = [names[c.id] for c in group if provenance.trained_on(c, picked.name)]
 if trained:
     st.warning(f"{ac.md_escape(picked.name)} was among the training images of {', '.join(trained)}: their results flatter them.")
-panels(image, group, preds, truth)
+panels(image, group, preds, truth, given.name if given else None)
 
 if truth is not None:
-    st.subheader("Against the ground truth")
+    st.subheader(f"Against the ground truth ({ac.md_escape(given.name)})")
     st.dataframe(truth_table(preds, truth, card.classes, names), hide_index=True, width="stretch",
                  column_config={"hd95": st.column_config.TextColumn("HD95 (px)", help="95th-percentile boundary "
                                 "distance; ∞ when one of the two masks is empty.")})

@@ -48,14 +48,15 @@ if mode.startswith("One"):
     if picked is None:
         st.info("Upload a scan with its mask, or open a bundled sample (it comes with its mask).", icon=":material/upload:")
         st.stop()
-    truth = ac.mask_uploader("Ground-truth mask (PNG/TIFF: class ids 0/1/2, or 0/255)", "metrics_mask",
-                             picked.image.image, default=picked.mask)
-    if truth is None:
+    given = ac.mask_uploader("Ground-truth mask (PNG/TIFF: class ids 0/1/2, or 0/255)", "metrics_mask", picked)
+    if given is None:
         st.info("Add the ground-truth mask of this scan.", icon=":material/upload:")
         st.stop()
     from nervseg.viz import png_bytes
 
-    pairs = [batch.BatchPair(picked.name.rsplit(".", 1)[0], picked.name, picked.data, "mask.png", png_bytes(truth))]
+    st.caption(f"Scored against **{ac.md_escape(given.name)}**.")
+
+    pairs = [batch.BatchPair(picked.name.rsplit(".", 1)[0], picked.name, picked.data, "mask.png", png_bytes(given.mask))]
     with ac.user_errors():
         rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
 else:

@@ -30,7 +30,7 @@ def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool)
     else:
         rgb = viz.to_rgb(image)
     if truth is not None and outline:
-        rgb = viz.truth_outline(rgb, truth)
+        rgb = viz.truth_outline(rgb, truth.mask)
     return rgb, scale
 
 
@@ -86,16 +86,16 @@ def results(picked, card, pred, truth, spacing) -> None:
     st.caption(("Areas and depth in mm from the pixel size. " if spacing else
                 "Areas and depth in pixels (set the pixel size, or upload DICOM, for mm). ")
                + f"Inference {pred.seconds * 1000:.0f} ms (cached since).")
-    downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores)
+    downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores, truth.name if truth else None)
 
 
 def details(card, pred, mask, truth, shape):
     """Dice against the ground truth, presence per structure and the 'unlike its training data' note."""
     classes = pred.classes
-    scores = app_demo.truth_scores(mask, truth, classes) if truth is not None else None
+    scores = app_demo.truth_scores(mask, truth.mask, classes) if truth is not None else None
     if scores:
         st.subheader("Ground truth")
-        st.markdown(app_demo.dice_caption(scores),
+        st.markdown(app_demo.dice_caption(scores, truth.name),
                     help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     st.subheader("Presence")
     found = app_demo.presence(card, pred.probs, mask)
@@ -106,7 +106,7 @@ def details(card, pred, mask, truth, shape):
     return scores, found
 
 
-def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores) -> None:
+def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores, truth_name) -> None:
     """Mask, overlay and report, each made when its button is clicked (not on every display change).
 
     The callables run outside the script run, so they use only what is read here.
@@ -122,6 +122,7 @@ def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores
         rep["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
                             "calibrated_probability": p.probability} for p in found]
         rep["dice_vs_ground_truth"] = {k: v["dice"] for k, v in scores.items()} if scores else None
+        rep["ground_truth_file"] = truth_name
         return report_json(rep)
 
     stem = picked.name.rsplit(".", 1)[0]
@@ -150,8 +151,7 @@ image = picked.image.image
 with st.expander("Ground-truth mask and pixel size", expanded=False):
     m1, m2 = st.columns([3, 1])
     with m1:
-        truth = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", image,
-                                 default=picked.mask)
+        truth = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", picked)
     spacing = picked.image.pixel_spacing_mm
     if spacing is None:
         mm = m2.number_input("Pixel size (mm)", 0.0, 5.0, 0.0, 0.01, key="seg_spacing",

@@ -475,3 +475,54 @@ def test_home_and_compare_state_the_architecture_comparison_with_its_source():
     at.switch_page("pages/compare.py").run()
     assert_clean(at)
     assert any("which architecture is better" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", ["pages/segment.py", "pages/compare.py"])
+def test_a_mask_belongs_to_one_scan(page, shipped_cards, data_root):
+    """A mask given for one scan never scores the next (same size) scan; a misnamed mask is named in a warning."""
+    card = next((c for c in shipped_cards if c.task == "kaggle-bp"), None)
+    if card is None:
+        pytest.fail("no kaggle-bp model shipped")
+    folder = data_root / "kaggle-bp" / "images-256"
+    first, second = folder / "images" / "10_1.png", folder / "images" / "10_2.png"
+    first_mask = folder / "masks" / "10_1_mask.png"
+    at = run_app(page, model_id=card.id)
+    at.file_uploader[0].set_value((first.name, first.read_bytes(), "image/png")).run()
+    at.file_uploader[1].set_value((first_mask.name, first_mask.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    shown = " ".join(e.value for e in [*at.markdown, *at.subheader, *at.caption])
+    assert "nerve Dice **" in shown and first_mask.name in shown
+    assert not at.warning or all("not named after" not in w.value for w in at.warning)
+
+    at.file_uploader[0].set_value((second.name, second.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert at.file_uploader[1].value is None  # a fresh uploader for the new scan
+    shown = " ".join(e.value for e in [*at.markdown, *at.subheader, *at.caption])
+    assert "Dice **" not in shown and first_mask.name not in shown  # no score of this scan
+
+    at.file_uploader[1].set_value((first_mask.name, first_mask.read_bytes(), "image/png")).run()
+    assert_clean(at)
+    warned = [w.value for w in at.warning if "not named after" in w.value]
+    assert warned and first_mask.name in warned[0] and second.name in warned[0]
+
+
+def test_model_picker_follows_the_chosen_model(shipped_cards):
+    """The sidebar radios are built from session_state["model_id"]: a click changes it, a group change
+    opens that group's model, and a rerun keeps the choice."""
+    groups = app_demo.model_groups(shipped_cards)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    first = at.session_state["model_id"]
+    arch = at.radio(key="_model_arch_radio")
+    other = next(o for o in arch.options if o != first)
+    arch.set_value(other).run()
+    assert at.session_state["model_id"] == other
+    at.run()
+    assert at.session_state["model_id"] == other
+    if len(groups) > 1:
+        at2 = AppTest.from_file(str(APP), default_timeout=120)
+        at2.run()
+        radio = at2.radio(key="_model_group_radio")
+        label = next(g for g in radio.options if g != radio.value)
+        radio.set_value(label).run()
+        assert at2.session_state["model_id"] in {c.id for c in groups[label]}
