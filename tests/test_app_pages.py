@@ -513,9 +513,9 @@ def test_model_picker_follows_the_chosen_model(shipped_cards):
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
     first = at.session_state["model_id"]
-    arch = at.radio(key="_model_arch_radio")
-    other = next(o for o in arch.options if o != first)
-    arch.set_value(other).run()
+    group = next(cs for cs in groups.values() if first in {c.id for c in cs})
+    other = next(c.id for c in group if c.id != first)
+    at.radio(key="_model_arch_radio").set_value(other).run()
     assert at.session_state["model_id"] == other
     at.run()
     assert at.session_state["model_id"] == other
