@@ -15,10 +15,10 @@ ADDRESS ?= 127.0.0.1
 PORT ?= 8501
 
 app: $(STAMP)
-	$(VENV)/bin/python app_serve.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(VENV)/bin/python -m dashboard.serve --server.address $(ADDRESS) --server.port $(PORT)
 
 app-lean: $(APP_STAMP)
-	$(APP_VENV)/bin/python app_serve.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(APP_VENV)/bin/python -m dashboard.serve --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

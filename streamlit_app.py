@@ -7,9 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-import app_common as ac
-import app_demo
-from app_pages import PAGES
+from dashboard import common as ac
+from dashboard import demo
+from dashboard.pages import PAGES
 
 st.set_page_config(page_title="nervseg · ultrasound nerve segmentation", page_icon=":material/neurology:", layout="wide")
 
@@ -29,7 +29,7 @@ def sidebar() -> None:
         if not cards:
             st.warning("No trained models yet.")
         else:
-            app_demo.model_picker(cards)
+            demo.model_picker(cards)
             card = ac.current_card()
             if card is not None:
                 dice = card.validation_dice("nerve")

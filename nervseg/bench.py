@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data_root, models_dir
+from nervseg import data_root, models_dir
 
 RANDOM_INPUT = (128, 176)  # random-weight stand-ins: the shipped kaggle-bp input size (scripts/train_all.sh)
 RANDOM_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}  # as nervseg.train ships
@@ -68,8 +68,8 @@ def _current_rss_mb() -> float:
 def _test_image(task: str) -> tuple[np.ndarray, str]:
     """A real frame of the task (its dataset spec's main set) when the data is present, else noise of
     the task's real frame size."""
-    from .datasets import TASKS
-    from .io import load_image
+    from nervseg.data.datasets import TASKS
+    from nervseg.io.readers import load_image
 
     ds = TASKS.get(task) or TASKS["kaggle-bp"]
     try:
@@ -87,12 +87,12 @@ def _test_image(task: str) -> tuple[np.ndarray, str]:
 
 def _random_card(arch: str, directory: Path, size: tuple[int, int] = RANDOM_INPUT):
     """A random-weight kaggle-bp-shaped card for `arch` in `directory` (never written to models/)."""
-    from .random_cards import random_card
+    from nervseg.models.random_cards import random_card
 
     card = random_card(directory, arch, ["background", "nerve"], size=size, smp_kwargs=RANDOM_SMP_KWARGS,
                        task="kaggle-bp")
     if importlib.util.find_spec("onnx") is not None:  # so ONNX Runtime is measured beside torch
-        from .onnx_export import export_card
+        from nervseg.inference.export import export_card
 
         export_card(card)
     return card
@@ -143,9 +143,9 @@ def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str 
 
     An engine the card cannot use (no ONNX graph, no onnxruntime) is reported, not measured.
     """
-    from .engine import onnx_problem
-    from .inference import configure_threads, load
-    from .models import get_card
+    from nervseg.inference.engines import onnx_problem
+    from nervseg.inference.segmenter import configure_threads, load
+    from nervseg.models.cards import get_card
 
     used_threads = configure_threads(threads or None)
     base_peak, base_now = _rss_mb(), _current_rss_mb()
@@ -285,7 +285,7 @@ def format_table(results: list[dict]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .models import ARCHITECTURES
+    from nervseg.models.cards import ARCHITECTURES
 
     ap = argparse.ArgumentParser(prog="python -m nervseg.bench", description=__doc__.split("\n")[0],
                                  epilog="Each model and engine runs in its own subprocess, so its speed and peak memory are its own.")
@@ -300,12 +300,12 @@ def _parser() -> argparse.ArgumentParser:
                          "the median over rounds, each round's beside them (load on a shared machine comes and goes)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     ap.add_argument("--threads", type=int, default=0,
-                    help="CPU threads of both engines (default: nervseg.inference's choice). On a machine busy with "
+                    help="CPU threads of both engines (default: nervseg.inference.segmenter's choice). On a machine busy with "
                          "other work, 1 thread avoids threads waiting on each other and can be much faster")
     ap.add_argument("--engines", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"],
                     help="engines to measure (default: both)")
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
-    ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end along the Cine page's path (nervseg.cine_view)")
+    ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end along the Cine page's path (nervseg.cine.view)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
     ap.add_argument("--pages", action="store_true",
                     help="also the page benchmark: AppTest script times (scripts/page_bench.py, both engines)")
@@ -318,7 +318,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _jobs(args, tmp_dir: Path) -> list[tuple[str, Path, bool]]:
     """(model id, models folder, random weights?) to benchmark, as the flags ask."""
-    from .models import ARCHITECTURES, available
+    from nervseg.models.cards import ARCHITECTURES, available
 
     shipped = {c.id: c for c in available(models_dir())}
     randoms = list(args.arch or [])
@@ -413,9 +413,9 @@ def benchmark_clip(
     H.264 mp4 (`cine_view.render`). Each run decodes the clip again. With `max_frames`, only the first
     frames are processed and the decode time is scaled to them.
     """
-    from . import io as nio
-    from .cine_view import render, segment_clip
-    from .video import load_clip
+    from nervseg.cine.clip import load_clip
+    from nervseg.cine.view import render, segment_clip
+    from nervseg.io import readers as nio
 
     out: dict = {"model": segmenter.card.id, "clip": Path(clip_path).name, "device": segmenter.device,
                  "path": "decode + cine_view.segment_clip + cine_view.render (overlay, legend, mp4 encode)"}

@@ -10,8 +10,8 @@ random sampling), so a preview equals what the model sees.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, make_dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -1,6 +1,6 @@
 """Cine page: segment an ultrasound clip frame by frame, play the overlay back, scrub frames.
 
-UI only: the clip is decoded by `nervseg.video`, segmented once by `nervseg.cine_view`
+UI only: the clip is decoded by `nervseg.cine.clip`, segmented once by `nervseg.cine.view`
 (probabilities kept at model resolution, keyed by clip hash + model + preprocessing), and
 rendered at the chosen smoothing from those (keyed by + smoothing): a new smoothing
 re-renders in seconds without the model, and scrubbing (a fragment) touches neither.
@@ -15,8 +15,11 @@ from pathlib import Path
 
 import streamlit as st
 
-import app_common as ac
-from nervseg import boxes, cine_view, video, viz
+from dashboard import common as ac
+from nervseg.cine import boxes
+from nervseg.cine import clip as video
+from nervseg.cine import view as cine_view
+from nervseg.display import viz
 
 VIDEO_TYPES = ["mp4", "avi", "mov", "dcm", "dicom"]
 CLIP_KEY = "cine_clip"  # {"name", "data", "hash"} of the clip being worked on

@@ -3,9 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-import app_common as ac
-import app_demo
-from nervseg import metrics, provenance, viz
+from dashboard import common as ac
+from dashboard import demo, scan
+from nervseg import metrics
+from nervseg.display import viz
+from nervseg.models import provenance
 
 PANEL_COLUMNS = 2  # each panel at least half the page width
 
@@ -44,13 +46,13 @@ def panels(image, group, preds, truth, truth_name) -> None:
                                 width="stretch", key=f"cmp_fig_{mid}", config={"scrollZoom": True, "displaylogo": False})
                 line = f"{pred.seconds * 1000:.0f} ms · {card.parameters / 1e6:.1f} M parameters"
                 if truth is not None:
-                    line += " · " + app_demo.dice_caption(app_demo.truth_scores(pred.mask, truth, classes), truth_name)
+                    line += " · " + demo.dice_caption(demo.truth_scores(pred.mask, truth, classes), truth_name)
                 st.caption(line)
     if view.startswith("Errors"):
         st.markdown(viz.error_legend_html() + " · false positive: marked but not in the truth; false negative: missed",
                     unsafe_allow_html=True)
     else:
-        st.markdown(app_demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
+        st.markdown(demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
 
 
 def truth_table(preds, truth, classes, names) -> pd.DataFrame:
@@ -74,14 +76,14 @@ if card is None:
 group = ac.same_task_cards(card)
 st.caption(f"Every **{provenance.group_label(card)}** model ({', '.join(c.arch_display for c in group)}), same image, "
            f"same preprocessing: {ac.preprocess_summary(card)}. Another group: choose it in the sidebar.")
-app_demo.architecture_verdict(card.task)
-picked = ac.image_picker("compare")
+demo.architecture_verdict(card.task)
+picked = scan.image_picker("compare")
 if picked is None:
     st.info("Upload a scan, or open one of the bundled samples.", icon=":material/upload:")
     st.stop()
 image = picked.image.image
 
-given = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "compare_mask", picked)
+given = scan.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "compare_mask", picked)
 truth = given.mask if given else None
 preds = {}
 for c in group:

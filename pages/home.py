@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-import app_common as ac
-import app_demo
-from nervseg import provenance
-from nervseg import samples as nsamples
+from dashboard import common as ac
+from dashboard import demo, scan
+from nervseg.data import samples as nsamples
+from nervseg.models import provenance
 
 GALLERY_COLUMNS = 4
 
@@ -16,12 +16,12 @@ st.markdown(
     "is and how far it is from an expert's outline. " + ac.DISCLAIMER
 )
 
-samples = app_demo.bundled_samples()
+samples = scan.bundled_samples()
 opening = ac.current_card()
 if samples and opening is not None:
     st.subheader("What it finds")
     with st.container(key="home_hero"):
-        app_demo.hero(opening)
+        demo.hero(opening)
 if samples:
     st.subheader("Try a scan")
     st.caption(
@@ -37,7 +37,7 @@ if samples:
                 if st.button(f"Open {s.stem}", key=f"home_open_{s.stem}", icon=":material/image_search:",
                              width="stretch", help=f"{s.description}. Structures: {', '.join(s.structures)}."
                              + (f" Region: {s.region}." if s.region else "")):
-                    app_demo.open_sample(s.stem)
+                    scan.open_sample(s.stem)
                     st.switch_page("pages/segment.py")
                 st.caption(s.region or "region not labelled", help=s.description)
 
@@ -48,8 +48,8 @@ if not cards:
 else:
     rows = [{  # the group and the architecture together are the model's full name, in narrow columns
         "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
-        "nerve Dice": app_demo.dice_with_ci(c.task, c.id, "nerve", c.validation_dice("nerve")),
-        "vessel Dice": (app_demo.dice_with_ci(c.task, c.id, "vessel", c.validation_dice("vessel"))
+        "nerve Dice": demo.dice_with_ci(c.task, c.id, "nerve", c.validation_dice("nerve")),
+        "vessel Dice": (demo.dice_with_ci(c.task, c.id, "vessel", c.validation_dice("vessel"))
                                  if "vessel" in c.classes else "—"),
     } for c in sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
@@ -62,7 +62,7 @@ else:
                "its 41 validation images have a near-duplicate among the training images (the other 30 score nerve "
                "Dice 0.57-0.68); cross-validated figures are to come.")
     for task in dict.fromkeys(c.task for c in cards):
-        app_demo.architecture_verdict(task)
+        demo.architecture_verdict(task)
 
 st.subheader("How to start")
 st.markdown(

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-import app_common as ac
-from nervseg import viz
+from dashboard import common as ac
+from dashboard import scan
+from nervseg.display import viz
 from nervseg.preprocess import PARAMS, Preprocess, PreprocessError
 
 st.title("Preprocessing lab")
@@ -48,7 +49,7 @@ except PreprocessError as e:
     st.stop()
 st.caption(f"Active: {ac.preprocess_summary(card)}")
 
-picked = ac.image_picker("lab")
+picked = scan.image_picker("lab")
 if picked is None:
     st.info("Upload a scan or pick a sample to see the effect.", icon=":material/upload:")
     st.stop()

@@ -5,9 +5,13 @@ import math
 import pandas as pd
 import streamlit as st
 
-import app_common as ac
-from nervseg import batch, metrics, provenance, viz
-from nervseg.io import InputError
+from dashboard import common as ac
+from dashboard import scan
+from nervseg import metrics
+from nervseg.display import viz
+from nervseg.evaluate import batch
+from nervseg.io.readers import InputError
+from nervseg.models import provenance
 
 PUBLISHED_PROTOCOL = "Kaggle 2016 brachial-plexus data, held-out subjects"
 PUBLISHED = [  # nerve Dice reported by others on the Kaggle 2016 brachial-plexus data
@@ -44,15 +48,15 @@ def predict(mid: str, pair: batch.BatchPair, image):
 
 rows, skipped, pairs = [], [], []
 if mode.startswith("One"):
-    picked = ac.image_picker("metrics")
+    picked = scan.image_picker("metrics")
     if picked is None:
         st.info("Upload a scan with its mask, or open a bundled sample (it comes with its mask).", icon=":material/upload:")
         st.stop()
-    given = ac.mask_uploader("Ground-truth mask (PNG/TIFF: class ids 0/1/2, or 0/255)", "metrics_mask", picked)
+    given = scan.mask_uploader("Ground-truth mask (PNG/TIFF: class ids 0/1/2, or 0/255)", "metrics_mask", picked)
     if given is None:
         st.info("Add the ground-truth mask of this scan.", icon=":material/upload:")
         st.stop()
-    from nervseg.viz import png_bytes
+    from nervseg.display.viz import png_bytes
 
     st.caption(f"Scored against **{ac.md_escape(given.name)}**.")
 
@@ -61,7 +65,7 @@ if mode.startswith("One"):
         rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes)
 else:
     files = st.file_uploader("Images and masks (masks named <image>_mask.png/.tif), or one zip with images/ and masks/",
-                             type=ac.UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="metrics_batch")
+                             type=scan.UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="metrics_batch")
     if not files:
         st.info("Upload several images with their masks, or a zip.", icon=":material/upload:")
         st.stop()

@@ -5,10 +5,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-import app_common as ac
-import app_demo
-from nervseg import provenance, viz
-from nervseg.models import ARCHITECTURES
+from dashboard import common as ac
+from dashboard import demo
+from nervseg.display import viz
+from nervseg.models import provenance
+from nervseg.models.cards import ARCHITECTURES
 from nervseg.preprocess import Preprocess
 
 
@@ -43,7 +44,7 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
         m3.metric("Weights", f"{c.weights_bytes / 1e6:.1f} MB", help=f"{c.weights_dtype}, sha256 {c.weights_sha256[:16]}…")
         dice = c.validation_dice("nerve")
         m4.metric("Nerve Dice", ac.fmt(dice), help="Mean per-image Dice on the card's held-out images [95% CI]: "
-                  + app_demo.dice_with_ci(c.task, c.id, "nerve", dice) + " (Home says which split).")
+                  + demo.dice_with_ci(c.task, c.id, "nerve", dice) + " (Home says which split).")
         st.markdown(
             f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
             f"**Build:** {spec.description if spec else c.architecture} · smp `{c.smp_class}` · encoder `{c.encoder}` · "

@@ -3,11 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-import app_common as ac
-import app_demo
-from nervseg import provenance, viz
-from nervseg.measure import measure
-from nervseg.report import report_json, scan_report
+from dashboard import common as ac
+from dashboard import demo, scan
+from nervseg.display import viz
+from nervseg.evaluate.measure import measure
+from nervseg.evaluate.report import report_json, scan_report
+from nervseg.models import provenance
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
 FIGURE_WIDTH = 500  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
@@ -78,7 +79,7 @@ def results(picked, card, pred, truth, spacing) -> None:
                         config={"scrollZoom": True, "displaylogo": False})
         st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
                    f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
-        st.markdown(app_demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
+        st.markdown(demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
     with right:
         scores, found = details(card, pred, mask, truth, image.shape)
     st.subheader("Measurements")
@@ -92,15 +93,15 @@ def results(picked, card, pred, truth, spacing) -> None:
 def details(card, pred, mask, truth, shape):
     """Dice against the ground truth, presence per structure and the 'unlike its training data' note."""
     classes = pred.classes
-    scores = app_demo.truth_scores(mask, truth.mask, classes) if truth is not None else None
+    scores = demo.truth_scores(mask, truth.mask, classes) if truth is not None else None
     if scores:
         st.subheader("Ground truth")
-        st.markdown(app_demo.dice_caption(scores, truth.name),
+        st.markdown(demo.dice_caption(scores, truth.name),
                     help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     st.subheader("Presence")
-    found = app_demo.presence(card, pred.probs, mask)
-    app_demo.show_presence(card, found, scores)
-    note = app_demo.training_note(card, shape, mask)
+    found = demo.presence(card, pred.probs, mask)
+    demo.show_presence(card, found, scores)
+    note = demo.training_note(card, shape, mask)
     if note:
         st.info(note, icon=":material/info:")
     return scores, found
@@ -116,7 +117,7 @@ def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores
 
     def report() -> bytes:
         structures = measure(mask, pred.classes, spacing)
-        # the report schema is nervseg.report's; no mean probability posing as confidence, presence beside it
+        # the report schema is nervseg.evaluate.report's; no mean probability posing as confidence, presence beside it
         rep = scan_report(picked.name, picked.hash, image.shape, spacing, card, preprocess, threshold,
                           pred.seconds, {}, structures, ac.DISCLAIMER)
         rep["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
@@ -143,7 +144,7 @@ if card is None:
     ac.no_models_notice()
     st.stop()
 
-picked = ac.image_picker("segment")
+picked = scan.image_picker("segment")
 if picked is None:
     st.info("Upload a scan, or open one of the bundled samples (Home shows them all).", icon=":material/upload:")
     st.stop()
@@ -151,7 +152,7 @@ image = picked.image.image
 with st.expander("Ground-truth mask and pixel size", expanded=False):
     m1, m2 = st.columns([3, 1])
     with m1:
-        truth = ac.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", picked)
+        truth = scan.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", picked)
     spacing = picked.image.pixel_spacing_mm
     if spacing is None:
         mm = m2.number_input("Pixel size (mm)", 0.0, 5.0, 0.0, 0.01, key="seg_spacing",

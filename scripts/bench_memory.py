@@ -5,7 +5,7 @@
 `sessions` Streamlit AppTest sessions (the app's own code, in this process) receive
 `n` distinct side x side scans in turn (round robin: with 10 sessions, 10 users
 working side by side, each holding its own current scan); after each, the process RSS and the
-bytes held by the prediction cache (`app_common.PREDICTIONS`) are printed. Without a
+bytes held by the prediction cache (`dashboard.common.PREDICTIONS`) are printed. Without a
 byte bound every result (full-resolution float probabilities) stayed cached, so RSS
 grew by each one's size; with it, RSS levels off near the models + the cache budget.
 Lives in scripts/ because nervseg/ never imports streamlit (nervseg.bench is the
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from streamlit.testing.v1 import AppTest
 
-    import app_common as ac
+    from dashboard import common as ac
 
     apps = []
     for _ in range(args.sessions):

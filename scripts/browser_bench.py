@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/browser_bench.py [--repeats 5] [--busy] [--threads N] [--json FILE]
 
-Starts the app as `make app` does (app_serve.py) and Debian's chromium (app_browser). In the page, a capture-phase
+Starts the app as `make app` does (dashboard.serve) and Debian's chromium (dashboard.browser). In the page, a capture-phase
 listener takes the input event's own timestamp (key press, click, file chosen); a
 MutationObserver and `load` listeners watch the images the interaction should change
 (`src`/`href` of <img> and plotly's SVG <image>), and the time of the animation frame after
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app_browser import CDP, chromium, streamlit_app  # noqa: E402
+from dashboard.browser import CDP, chromium, streamlit_app  # noqa: E402
 
 # Installed once per page load: window.__nbArm(selector, need) starts a measurement of the next
 # input event; window.__nb holds its state. Container = the closest element matching `selector`.
@@ -172,7 +172,7 @@ def _slider(key: str) -> str:
 def run(repeats: int, scans: list[Path], env: dict, log: Path, profile: Path,
         first_only: bool = False) -> dict:
     out: dict = {}
-    import app_browser
+    from dashboard import browser as app_browser
 
     with chromium(profile) as cdp, streamlit_app(log, env=env, wait=False) as (url, _proc):  # the browser is open before the server starts
         t_start = time.time()

@@ -66,7 +66,7 @@ need_new_kaggle() {  # usgra starts from the kaggle-bp models trained with the c
 }
 
 if [[ $STEP == folds || $STEP == all ]]; then
-  for task in $TASKS; do $RUN $PY -m nervseg.folds --task "$task"; done
+  for task in $TASKS; do $RUN $PY -m nervseg.data.folds --task "$task"; done
   git diff --quiet -- splits/ || echo "fold files changed (demo samples?): commit splits/*-folds.json" >&2
 fi
 for task in $TASKS; do

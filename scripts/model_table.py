@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nervseg.models import available  # noqa: E402
+from nervseg.models.cards import available  # noqa: E402
 
 
 def fmt(v) -> str:

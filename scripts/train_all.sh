@@ -20,7 +20,7 @@ ship_usgra() {
   local dir=$1; shift
   for arch in "$@"; do
     cp "$dir/usgra-$arch.json" "$dir/usgra-$arch.safetensors" models/
-    NERVSEG_THREADS=1 $PY -m nervseg.tune --model "usgra-$arch"
+    NERVSEG_THREADS=1 $PY -m nervseg.evaluate.tune --model "usgra-$arch"
   done
 }
 K="--task kaggle-bp --size 128 176 --epochs 30"

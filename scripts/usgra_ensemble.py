@@ -16,9 +16,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nervseg import metrics  # noqa: E402
-from nervseg.data import split_task  # noqa: E402
-from nervseg.inference import load  # noqa: E402
-from nervseg.io import load_image, load_mask  # noqa: E402
+from nervseg.data.splits import split_task
+from nervseg.inference.segmenter import load  # noqa: E402
+from nervseg.io.readers import load_image, load_mask  # noqa: E402
 
 DEFAULT_IDS = ("usgra-unet", "usgra-densenet", "usgra-sk-unet")
 

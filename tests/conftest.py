@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nervseg
-from nervseg.random_cards import SMALL_SMP_KWARGS as RANDOM_SMP_KWARGS
+from nervseg.models.random_cards import SMALL_SMP_KWARGS as RANDOM_SMP_KWARGS
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -54,7 +54,7 @@ def kaggle_pair(data_root) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def fullres_pair(data_root) -> tuple[Path, Path]:
     """(image, mask) of one 580x420 kaggle-bp TIFF pair with a non-empty mask."""
-    from nervseg.io import load_mask
+    from nervseg.io.readers import load_mask
 
     folder = data_root / "kaggle-bp" / "fullres"
     for mask in sorted(folder.glob("*_mask.tif")):
@@ -65,8 +65,8 @@ def fullres_pair(data_root) -> tuple[Path, Path]:
 
 def make_random_card(directory: Path, arch: str, classes: list[str] | None = None,
                      model_id: str | None = None, preprocess: dict | None = None):
-    """A random-weight card (64x64 input, small decoder) in `directory`, via nervseg.random_cards."""
-    from nervseg.random_cards import random_card
+    """A random-weight card (64x64 input, small decoder) in `directory`, via nervseg.models.random_cards."""
+    from nervseg.models.random_cards import random_card
 
     return random_card(directory, arch, classes, model_id, tuple(RANDOM_SIZE), RANDOM_SMP_KWARGS, preprocess)
 
@@ -80,7 +80,7 @@ def random_card_factory():
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory) -> Path:
     """A models folder with one random-weight card per architecture (64x64 input, 3 classes)."""
-    from nervseg.models import ARCHITECTURES
+    from nervseg.models.cards import ARCHITECTURES
 
     directory = tmp_path_factory.mktemp("random_models")
     for arch in ARCHITECTURES:
@@ -91,7 +91,7 @@ def random_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shipped_cards():
     """The model cards shipped in models/ (skips when there are none yet)."""
-    from nervseg.models import available
+    from nervseg.models.cards import available
 
     cards = available(nervseg.models_dir())
     if not cards:

@@ -53,9 +53,9 @@ def masks_of(pred) -> dict:
 
 def record(engine: str | None = None) -> dict:
     import nervseg
-    from nervseg.inference import load
-    from nervseg.io import load_image
-    from nervseg.models import available
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image
+    from nervseg.models.cards import available
 
     root = nervseg.data_root()
     result = {}
@@ -70,7 +70,7 @@ def record(engine: str | None = None) -> dict:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    from nervseg.inference import configure_threads
+    from nervseg.inference.segmenter import configure_threads
 
     configure_threads(1)
     REFERENCE.parent.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,15 @@ import streamlit as st
 from apptest_checks import assert_clean, errors
 from streamlit.testing.v1 import AppTest
 
-import app_pages
 import nervseg
+from dashboard import pages as app_pages
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import app_common as ac  # noqa: E402  (the app's own formatting rule)
-import app_demo  # noqa: E402
+from dashboard import common as ac  # noqa: E402  (the app's own formatting rule)
+from dashboard import (
+    demo,  # noqa: E402
+    )
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
@@ -113,9 +115,9 @@ def test_no_models_is_stated_on_every_page(tmp_path, monkeypatch):
 
 
 def test_segment_shows_overlay_and_measurements(model, data_root):
-    from nervseg.inference import load
-    from nervseg.io import load_image
-    from nervseg.measure import measure
+    from nervseg.evaluate.measure import measure
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image
 
     path = scan_for(model, data_root)
     at = run_app("pages/segment.py", model_id=model.id)
@@ -141,7 +143,7 @@ def test_slider_change_on_a_segmented_image_reuses_the_cached_prediction(model, 
 
     (The re-render time itself is a benchmark figure, printed here, not asserted.)
     """
-    from nervseg.inference import Segmenter
+    from nervseg.inference.segmenter import Segmenter
 
     calls = []
     original = Segmenter.predict_many
@@ -209,8 +211,8 @@ def test_compare_with_ground_truth_and_a_mismatched_mask(trio, data_root, kaggle
 
 def test_metrics_table_equals_nervseg_metrics(model, data_root):
     from nervseg import metrics
-    from nervseg.inference import load
-    from nervseg.io import load_image, load_mask
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image, load_mask
 
     path, mask = scan_for(model, data_root), mask_for(model, data_root)
     at = run_app("pages/metrics.py", model_id=model.id)
@@ -309,7 +311,7 @@ def no_data(tmp_path, monkeypatch, shipped_cards):
 
 
 def _bundled_with_vessel():
-    from nervseg import samples
+    from nervseg.data import samples
 
     items = samples.bundled()
     if not items:
@@ -325,9 +327,10 @@ def _open_from_gallery(stem: str) -> AppTest:
 
 
 def test_gallery_opens_a_sample_segmented_with_truth_dice_and_vessel(no_data):
-    from nervseg import metrics, provenance
-    from nervseg.inference import load
-    from nervseg.io import load_image, load_mask
+    from nervseg import metrics
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image, load_mask
+    from nervseg.models import provenance
 
     items, sample = _bundled_with_vessel()
     at = run_app()
@@ -354,9 +357,11 @@ def test_gallery_opens_a_sample_segmented_with_truth_dice_and_vessel(no_data):
 
 def test_home_opens_with_the_opening_models_result_and_segment_reuses_it(no_data, monkeypatch):
     """A newcomer sees a result before any click; opening it on Segment does not run the model again."""
-    from nervseg import metrics, provenance, samples
-    from nervseg.inference import Segmenter, load
-    from nervseg.io import load_image, load_mask
+    from nervseg import metrics
+    from nervseg.data import samples
+    from nervseg.inference.segmenter import Segmenter, load
+    from nervseg.io.readers import load_image, load_mask
+    from nervseg.models import provenance
 
     calls = []
     original = Segmenter.predict_many
@@ -364,7 +369,7 @@ def test_home_opens_with_the_opening_models_result_and_segment_reuses_it(no_data
     default = provenance.default_card(no_data)
     at = run_app()
     assert_clean(at)
-    sample = app_demo.hero_sample(default)
+    sample = demo.hero_sample(default)
     assert set(default.classes[1:]) <= set(sample.structures)  # the hero shows everything the model finds
     assert any(sample.stem in m.value and default.name in m.value for m in at.markdown)
     truth, pred = load_mask(sample.mask), load(default.id).predict(load_image(sample.image)).mask
@@ -381,8 +386,8 @@ def test_home_opens_with_the_opening_models_result_and_segment_reuses_it(no_data
 
 def test_compare_scores_every_model_against_the_samples_truth(no_data):
     from nervseg import metrics
-    from nervseg.inference import load
-    from nervseg.io import load_image, load_mask
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image, load_mask
 
     _, sample = _bundled_with_vessel()
     at = _open_from_gallery(sample.stem)
@@ -400,9 +405,9 @@ def test_calibrated_presence_is_shown_with_what_it_was_measured_on(no_data, tmp_
     import json
     import shutil
 
-    from nervseg.inference import load
-    from nervseg.io import load_image
-    from nervseg.presence import assess
+    from nervseg.evaluate.presence import assess
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image
 
     _, sample = _bundled_with_vessel()
     src = next(c for c in no_data if c.id == ac.default_model_id(no_data))
@@ -443,9 +448,10 @@ def test_metrics_names_the_images_a_model_trained_on(no_data):
 
 
 def test_a_model_that_marks_nothing_on_an_unlike_scan_says_so(no_data):
-    from nervseg import provenance, samples
-    from nervseg.inference import load
-    from nervseg.io import load_image
+    from nervseg.data import samples
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image
+    from nervseg.models import provenance
 
     nerve_only = next((c for c in no_data if len(c.classes) == 2), None)
     if nerve_only is None:
@@ -509,7 +515,7 @@ def test_a_mask_belongs_to_one_scan(page, shipped_cards, data_root):
 def test_model_picker_follows_the_chosen_model(shipped_cards):
     """The sidebar radios are built from session_state["model_id"]: a click changes it, a group change
     opens that group's model, and a rerun keeps the choice."""
-    groups = app_demo.model_groups(shipped_cards)
+    groups = demo.model_groups(shipped_cards)
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
     first = at.session_state["model_id"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nervseg import batch, metrics
-from nervseg.inference import Prediction
-from nervseg.io import InputError
+from nervseg import metrics
+from nervseg.evaluate import batch
+from nervseg.inference.segmenter import Prediction
+from nervseg.io.readers import InputError
 
 
 @pytest.fixture

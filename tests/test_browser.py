@@ -1,7 +1,7 @@
 """The real app in Debian's headless Chromium: every page renders, no exception box, fits 1280 and 1024 px.
 
-Starts the app as `make app` does (app_serve.py) on a free loopback port (no data folder: a newcomer's laptop), drives
-Chromium over the DevTools protocol (app_browser), opens a
+Starts the app as `make app` does (dashboard.serve) on a free loopback port (no data folder: a newcomer's laptop), drives
+Chromium over the DevTools protocol (dashboard.browser), opens a
 bundled sample from the Home gallery, moves between pages with the sidebar links (one
 session, so the scan carries over), waits until the script has finished (stApp's
 data-test-script-state), fails when the page, a table (columns cut off: the grid scrolls
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-import app_pages
-from app_browser import CDP, CHROMIUM, chromium, streamlit_app
+from dashboard import pages as app_pages
+from dashboard.browser import CDP, CHROMIUM, chromium, streamlit_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENS = ROOT / "artifacts" / "screens"
@@ -89,8 +89,8 @@ def _check(slug: str, width: int, report: dict) -> None:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_in_headless_chromium(app_url, browser, width):
-    from nervseg import samples
-    from nervseg.models import available
+    from nervseg.data import samples
+    from nervseg.models.cards import available
 
     SCREENS.mkdir(parents=True, exist_ok=True)
     browser.call("Emulation.setDeviceMetricsOverride", width=width, height=1000, deviceScaleFactor=1, mobile=False)

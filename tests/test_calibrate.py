@@ -1,11 +1,11 @@
-"""nervseg.calibrate: PAV isotonic fit, Platt, the Youden threshold, and the card schema presence reads."""
+"""nervseg.evaluate.calibrate: PAV isotonic fit, Platt, the Youden threshold, and the card schema presence reads."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nervseg import calibrate, presence
+from nervseg.evaluate import calibrate, presence
 
 SCHEMA_KEYS = {"score", "x", "y", "threshold", "method", "measured_on", "sensitivity", "specificity",
                "n_present", "n_absent"}
@@ -36,7 +36,7 @@ def test_fit_presence_writes_the_card_schema_that_presence_reads(method, rng):
     assert np.all(np.diff(x) > 0) and np.all(np.diff(y) >= -1e-12) and y.min() >= 0 and y.max() <= 1
     assert block["n_present"] == present.sum() and block["n_absent"] == (~present).sum()
     assert 0.7 < block["sensitivity"] <= 1 and 0.7 < block["specificity"] <= 1
-    # nervseg.presence uses it: a confident high score is found, a low one is not
+    # nervseg.evaluate.presence uses it: a confident high score is found, a low one is not
     probs = np.zeros((2, 4, 4), np.float32)
     probs[1, 0, 0] = 0.97
     high = presence.assess(probs, np.zeros((4, 4), np.uint8), ["background", "nerve"], {"nerve": block})[0]

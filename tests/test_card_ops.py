@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nervseg.card_ops import Normalisation, Postprocess
-from nervseg.presence import assess, calibrated_probability, presence_score
+from nervseg.evaluate.presence import assess, calibrated_probability, presence_score
+from nervseg.models.card_ops import Normalisation, Postprocess
 
 
 def test_normalisation_matches_its_formula_and_round_trips():

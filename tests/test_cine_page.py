@@ -11,13 +11,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "cine.py")
 MODEL_ID = "kaggle-bp-unet"
 
-if str(ROOT) not in sys.path:  # the page imports app_common from the project root
+if str(ROOT) not in sys.path:  # the page imports dashboard from the project root
     sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="module")
 def shipped_bp_model():
-    from nervseg.models import ModelError, get_card
+    from nervseg.models.cards import ModelError, get_card
 
     try:
         return get_card(MODEL_ID)
@@ -92,7 +92,8 @@ def test_empty_file_shows_error(shipped_bp_model):
 
 def test_pick_sample_clip(shipped_bp_model):
     """A shared bp-videos clip can be picked and is decoded (processing 145-220 real frames is too slow for a unit test)."""
-    from nervseg import boxes, video
+    from nervseg.cine import boxes
+    from nervseg.cine import clip as video
 
     clips = boxes.sample_clips()
     if not clips:

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nervseg import cine_view, io as nio, video, viz
-from nervseg.inference import Segmenter, load
+from nervseg.cine import clip as video
+from nervseg.cine import view as cine_view
+from nervseg.display import viz
+from nervseg.inference.segmenter import Segmenter, load
+from nervseg.io import readers as nio
 
 
 @pytest.fixture(scope="module")

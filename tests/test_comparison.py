@@ -2,7 +2,7 @@
 
 import json
 
-from nervseg import comparison
+from nervseg.evaluate import comparison
 
 
 def _write(folder, task, pairs, source):

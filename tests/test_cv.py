@@ -15,10 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import make_random_card
-from nervseg import cv, cv_summary
-from nervseg import folds as fl
+
+from nervseg.cv import run as cv
+from nervseg.cv import summary as cv_summary
+from nervseg.data import folds as fl
 
 
 def test_train_command_trains_one_fold_into_its_own_folder(tmp_path):

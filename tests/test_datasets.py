@@ -1,4 +1,4 @@
-"""nervseg.datasets and nervseg.splits: the task specs, pairing rules, seeded and fold-file splits.
+"""nervseg.data.datasets and nervseg.data.splits: the task specs, pairing rules, seeded and fold-file splits.
 
 Synthetic data (tiny_data_root) for the logic; the real data only to check that the spec's
 pairing finds what the generic folder pairing finds.
@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from nervseg.datasets import TASKS, PairSet, load_specs, spec
-from nervseg.splits import SplitError, make_split, read_folds, split_from_folds, split_task
+from nervseg.data.datasets import TASKS, PairSet, load_specs, spec
+from nervseg.data.splits import SplitError, make_split, read_folds, split_from_folds, split_task
 
 
 def test_every_task_names_its_data_classes_and_sizes():
@@ -125,7 +125,7 @@ def test_fold_files_that_cannot_be_used(tiny_data_root, write_folds, tmp_path):
 
 
 def test_spec_pairing_matches_folder_pairing_on_the_real_data(data_root):
-    from nervseg.data import find_pairs
+    from nervseg.data.pairs import find_pairs
 
     for ds in TASKS.values():
         for name, pair_set in ds.sets.items():

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import nervseg
-from nervseg import engine as engines
-from nervseg.inference import Prediction, first_max, load, threshold_mask, upsample
-from nervseg.models import ModelError, available
+from nervseg.inference import engines
+from nervseg.inference.segmenter import Prediction, first_max, load, threshold_mask, upsample
+from nervseg.models.cards import ModelError, available
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_masks as refs  # noqa: E402
@@ -29,8 +29,8 @@ def exported_random(random_model_dir, tmp_path_factory):
     """A copy of the random-weight U-Net card with its ONNX graph beside it."""
     import shutil
 
-    from nervseg.models import get_card
-    from nervseg.onnx_export import export_card
+    from nervseg.inference.export import export_card
+    from nervseg.models.cards import get_card
 
     directory = tmp_path_factory.mktemp("exported")
     for suffix in (".json", ".safetensors"):
@@ -51,7 +51,7 @@ def test_every_shipped_model_has_a_fresh_graph_and_runs_on_onnx(model_id):
 def test_onnx_and_torch_agree_on_a_real_scan(model_id, data_root):
     card = next(c for c in available(nervseg.models_dir()) if c.id == model_id)
     path = refs.validation_images(card, data_root)[1]
-    from nervseg.io import load_image
+    from nervseg.io.readers import load_image
 
     image = load_image(path)
     fast = load(model_id, engine="onnx").predict(image)
@@ -67,7 +67,7 @@ def test_onnx_and_torch_agree_on_a_real_scan(model_id, data_root):
 def test_masks_are_the_ones_recorded_before_the_engine(model_id, engine, data_root):
     """Issue 14: every shipped model gives the same masks as before on validation images: bit for bit, or
     (on a CPU whose kernels round differently from the recording machine's) within a few tie pixels."""
-    from nervseg.io import load_image
+    from nervseg.io.readers import load_image
 
     recorded = json.loads(refs.REFERENCE.read_text())
     if model_id not in recorded:
@@ -111,7 +111,7 @@ def test_exported_random_model_matches_torch(exported_random, rng):
 
 
 def test_graph_without_its_weights_is_stale_and_falls_back(exported_random, random_model_dir):
-    from nervseg.models import get_card
+    from nervseg.models.cards import get_card
 
     card = get_card("random-unet", exported_random)
     card.weights_sha256 = "0" * 64  # as after retraining without re-exporting
@@ -128,7 +128,7 @@ def test_graph_without_its_weights_is_stale_and_falls_back(exported_random, rand
 def test_damaged_weights_are_refused_on_onnx_too(exported_random, tmp_path):
     import shutil
 
-    from nervseg.models import get_card
+    from nervseg.models.cards import get_card
 
     for f in exported_random.iterdir():
         shutil.copy(f, tmp_path / f.name)
@@ -189,9 +189,14 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(name + ' is blocked')
 sys.meta_path.insert(0, Block())
 import numpy as np
-import app_common
-from nervseg import batch, measure, metrics, samples, video, viz
-from nervseg.inference import load
+import dashboard.common, dashboard.scan, dashboard.demo
+from nervseg import metrics
+from nervseg.evaluate import batch
+from nervseg.evaluate import measure
+from nervseg.data import samples
+from nervseg.cine import clip as video
+from nervseg.display import viz
+from nervseg.inference.segmenter import load
 pred = load({model_id!r}).predict(np.full((300, 400), 90, np.uint8))
 print(pred.mask.shape, pred.probs.shape)
 """
@@ -204,7 +209,7 @@ print(pred.mask.shape, pred.probs.shape)
 def test_configure_threads_reaches_onnx_sessions_and_torch(exported_random):
     import torch
 
-    from nervseg.inference import configure_threads
+    from nervseg.inference.segmenter import configure_threads
 
     before = torch.get_num_threads()
     try:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nervseg.data import find_pairs
-from nervseg.evaluate import evaluate_pairs, main
-from nervseg.inference import load
+from nervseg.data.pairs import find_pairs
+from nervseg.evaluate.run import evaluate_pairs, main
+from nervseg.inference.segmenter import load
 
 STEMS = ["0000", "0001", "0002"]
 

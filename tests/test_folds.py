@@ -1,4 +1,4 @@
-"""nervseg.folds: grouped, balanced, deterministic folds; the fold file format and its checks."""
+"""nervseg.data.folds: grouped, balanced, deterministic folds; the fold file format and its checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nervseg import folds as fl
+from nervseg.data import folds as fl
 
 
 def _groups(sizes: dict[str, int]) -> dict[str, str]:
@@ -106,7 +106,7 @@ def test_usgra_folds_from_data_exclude_samples(data_root, tmp_path):
 def test_committed_fold_files_are_valid_and_current(task, data_root):
     ff = fl.read(fl.folds_path(task))  # validates
     fresh = fl.make_folds(task, data_root, ff.k, 0)
-    assert fresh.folds == ff.folds and fresh.groups == ff.groups, f"rerun python -m nervseg.folds --task {task}"
+    assert fresh.folds == ff.folds and fresh.groups == ff.groups, f"rerun python -m nervseg.data.folds --task {task}"
     assert ff.k >= 5
     if task == "kaggle-bp":
         assert ff.fold_of_group("1") != ff.fold_of_group("2")

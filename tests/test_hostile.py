@@ -19,8 +19,8 @@ import hostile
 import numpy as np
 import pytest
 
-from nervseg import batch
-from nervseg.io import InputError, Limits, load_image, load_mask
+from nervseg.evaluate import batch
+from nervseg.io.readers import InputError, Limits, load_image, load_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_LIMIT = 4 << 30  # address space of the child; numpy + PIL + cv2 imports need well under 1 GB
@@ -37,8 +37,9 @@ CHILD = textwrap.dedent("""
 
     sys.path.insert(0, {root!r})
     import numpy as np, PIL.Image, cv2, pydicom  # imported before the baseline is taken
-    from nervseg import batch, io as nio
-    from nervseg.io import InputError
+    from nervseg.evaluate import batch
+    from nervseg.io import readers as nio
+    from nervseg.io.readers import InputError
     data = open({path!r}, "rb").read()
     base = hwm()
     t0 = time.perf_counter()
@@ -119,7 +120,7 @@ def test_small_deflated_dicom_still_reads(tmp_path):
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     ds.save_as(p, enforce_file_format=True)
     assert b"1.2.840.10008.1.2.1.99" in p.read_bytes()[:400]
-    from nervseg.io import load_frames
+    from nervseg.io.readers import load_frames
 
     clip = load_frames(p)
     np.testing.assert_array_equal(clip.frames, frames)
@@ -216,7 +217,7 @@ def test_cmyk_jpeg_mask_is_read_by_its_grey_level():
 def test_clip_total_pixels_capped_before_decoding(tmp_path):
     from test_io import _mp4
 
-    from nervseg.io import load_frames
+    from nervseg.io.readers import load_frames
 
     p = tmp_path / "clip.mp4"
     _mp4(p, n=6, size=(48, 64))
@@ -259,7 +260,7 @@ def _card_dir(random_model_dir, tmp_path, model_id="random-unet"):
      b'"validation": {"per_class": [0.5]}}', r"field 'validation' must map each class"),
 ])
 def test_one_malformed_card_is_named_and_the_others_stay(random_model_dir, tmp_path, content, pattern):
-    from nervseg.models import ModelError, available, available_with_errors, get_card, read_card
+    from nervseg.models.cards import ModelError, available, available_with_errors, get_card, read_card
 
     folder = _card_dir(random_model_dir, tmp_path)
     (folder / "bad.json").write_bytes(content)
@@ -273,7 +274,7 @@ def test_one_malformed_card_is_named_and_the_others_stay(random_model_dir, tmp_p
 
 
 def test_weights_errors_say_what_is_wrong(random_model_dir, tmp_path):
-    from nervseg.models import ModelError, get_card, load_model, sha256_file
+    from nervseg.models.cards import ModelError, get_card, load_model, sha256_file
 
     folder = _card_dir(random_model_dir, tmp_path)
     card = get_card("random-unet", folder)
@@ -301,9 +302,9 @@ def test_weights_errors_say_what_is_wrong(random_model_dir, tmp_path):
 
 
 def test_evaluate_non_utf8_names_and_no_partial_csv(random_model_dir, tmp_path):
-    from nervseg.data import find_pairs
-    from nervseg.evaluate import evaluate_pairs, write_csv
-    from nervseg.inference import load
+    from nervseg.data.pairs import find_pairs
+    from nervseg.evaluate.run import evaluate_pairs, write_csv
+    from nervseg.inference.segmenter import load
 
     odd = b"scan\xff".decode("utf-8", "surrogateescape")
     img = (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8)
@@ -326,7 +327,7 @@ def test_evaluate_non_utf8_names_and_no_partial_csv(random_model_dir, tmp_path):
 
 
 def test_byte_budget_evicts_oldest_entries_by_size():
-    from nervseg.budget import ByteBudget, nbytes_of
+    from nervseg.io.budget import ByteBudget, nbytes_of
 
     cleared = []
     budget = ByteBudget(max_bytes=100)

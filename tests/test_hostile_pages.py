@@ -47,7 +47,7 @@ def all_text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-from app_pages import PAGES as _APP_PAGES  # noqa: E402
+from dashboard.pages import PAGES as _APP_PAGES  # noqa: E402
 
 PAGES = [p.path for p in _APP_PAGES]
 
@@ -159,7 +159,7 @@ def test_dicom_bomb_clip_is_refused_on_cine(models):
 
 
 def test_many_large_pairs_are_refused_on_metrics_before_decoding(models, monkeypatch):
-    from nervseg import batch
+    from nervseg.evaluate import batch
 
     monkeypatch.setattr(batch, "DEFAULT_ZIP_LIMITS", batch.ZipLimits(max_batch_pixels=10_000_000))
     at = run_app("pages/metrics.py", model_id="random-unet")

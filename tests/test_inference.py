@@ -1,12 +1,12 @@
-"""nervseg.inference round trip with random-weight cards (never trained, never shipped)."""
+"""nervseg.inference.segmenter round trip with random-weight cards (never trained, never shipped)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nervseg.card_ops import remove_small
-from nervseg.inference import Prediction, load, threshold_mask
+from nervseg.inference.segmenter import Prediction, load, threshold_mask
+from nervseg.models.card_ops import remove_small
 from nervseg.preprocess import Preprocess
 
 
@@ -104,7 +104,7 @@ def test_remove_small():
 
 
 def test_real_image_at_its_resolution(seg, usgra_pair):
-    from nervseg.io import load_image
+    from nervseg.io.readers import load_image
 
     img = load_image(usgra_pair[0])
     p = seg.predict(img)

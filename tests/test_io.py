@@ -1,4 +1,4 @@
-"""nervseg.io: every format written for real, real data, and every kind of bad input."""
+"""nervseg.io.readers: every format written for real, real data, and every kind of bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nervseg.io import InputError, Limits, check_pair, load_frames, load_image, load_image_data, load_mask
+from nervseg.io.readers import InputError, Limits, check_pair, load_frames, load_image, load_image_data, load_mask
 
 
 def _gradient(h: int = 40, w: int = 60) -> np.ndarray:

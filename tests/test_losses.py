@@ -1,4 +1,4 @@
-"""nervseg.losses: the per-image Dice loss weighs every image's structure equally."""
+"""nervseg.train.losses: the per-image Dice loss weighs every image's structure equally."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nervseg.losses import image_dice_loss, make_loss, nerve_only_loss  # noqa: E402
+from nervseg.train.losses import image_dice_loss, make_loss, nerve_only_loss  # noqa: E402
 
 
 def confident_logits(labels: torch.Tensor, n_classes: int = 3) -> torch.Tensor:

@@ -1,11 +1,11 @@
-"""nervseg.measure: area, components, centroid, depth, and mm when spacing is known."""
+"""nervseg.evaluate.measure: area, components, centroid, depth, and mm when spacing is known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nervseg.measure import measure
+from nervseg.evaluate.measure import measure
 
 
 def test_measure_pixels_and_mm():
@@ -34,7 +34,7 @@ def test_measure_without_spacing_has_no_mm():
 
 
 def test_measure_real_mask(usgra_pair):
-    from nervseg.io import load_mask
+    from nervseg.io.readers import load_mask
 
     mask = load_mask(usgra_pair[1])
     nerve = measure(mask, ["background", "nerve", "vessel"])[0]

@@ -1,4 +1,4 @@
-"""nervseg.model_pool: one segmenter per model and weights per process, whichever thread asks; warm-up."""
+"""nervseg.inference.pool: one segmenter per model and weights per process, whichever thread asks; warm-up."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nervseg import model_pool
+from nervseg.inference import pool as model_pool
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def pool(monkeypatch):
 
 @pytest.fixture
 def cards(random_model_dir, monkeypatch):
-    from nervseg.models import available
+    from nervseg.models.cards import available
 
     monkeypatch.setenv("NERVSEG_MODELS", str(random_model_dir))
     return available(random_model_dir)
@@ -61,7 +61,7 @@ def test_concurrent_gets_load_once_and_share_the_segmenter(pool, cards, tmp_path
 
 def test_warm_now_loads_in_order_and_logs_a_card_that_cannot_load(pool, cards, caplog):
     broken = dataclasses.replace(cards[0], weights_sha256="0" * 64)  # its weights do not match: refused
-    with caplog.at_level(logging.WARNING, logger="nervseg.model_pool"):
+    with caplog.at_level(logging.WARNING, logger="nervseg.inference.pool"):
         model_pool.warm_now([*cards[:2], broken], frame_shape=(40, 60))
     assert pool == [cards[0].id, cards[1].id, cards[0].id]
     assert [k[:2] for k in model_pool.loaded()] == [(c.id, c.weights_sha256) for c in cards[:2]]

@@ -1,4 +1,4 @@
-"""nervseg.models: registry, card round trip, weights verification."""
+"""nervseg.models.cards: registry, card round trip, weights verification."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from nervseg.models import (
+from nervseg.models.cards import (
     ARCHITECTURES,
     ModelCard,
     ModelError,
@@ -126,7 +126,7 @@ def test_build_from_card_follows_the_card_not_the_registry(monkeypatch):
     """A card is its own build recipe: changing the registry must not change how it loads."""
     import dataclasses
 
-    from nervseg import models
+    from nervseg.models import cards as models
 
     card = models.ModelCard(id="c", name="c", architecture="unet", classes=["background", "nerve"],
                             smp_class="Unet", encoder="resnet18",

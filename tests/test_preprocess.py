@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nervseg.io import load_image
+from nervseg.io.readers import load_image
 from nervseg.preprocess import Preprocess, PreprocessError, apply
 
 

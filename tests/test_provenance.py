@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nervseg import provenance
-from nervseg.models import ModelCard
+from nervseg.models import provenance
+from nervseg.models.cards import ModelCard
 
 
 def card(id_, classes, data, size=(192, 192), dice=None):

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from nervseg import batch, viz
-from nervseg.io import InputError
-from nervseg.measure import measure
-from nervseg.models import ModelCard
-from nervseg.report import REPORT_KEYS, report_json, scan_report
+from nervseg.display import viz
+from nervseg.evaluate import batch
+from nervseg.evaluate.measure import measure
+from nervseg.evaluate.report import REPORT_KEYS, report_json, scan_report
+from nervseg.io.readers import InputError
+from nervseg.models.cards import ModelCard
 
 
 def test_scan_report_schema():

@@ -26,16 +26,16 @@ def signature(mask: np.ndarray, n_classes: int, grid: int = 4) -> dict:
 
 
 def _image(task: str, stem: str, root: Path) -> Path:
-    from nervseg.datasets import spec
+    from nervseg.data.datasets import spec
 
     return spec(task).folder("main", root) / f"{stem}.png"
 
 
 @pytest.mark.parametrize("model_id", sorted(GOLDEN))
 def test_shipped_masks_match_the_recorded_signatures(model_id, data_root):
-    from nervseg.inference import load
-    from nervseg.io import load_image
-    from nervseg.models import ModelError
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image
+    from nervseg.models.cards import ModelError
 
     try:
         seg = load(model_id, models_dir=nervseg.models_dir(), device="cpu")

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from nervseg import samples
+from nervseg.data import samples
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_wrong_content_is_refused(tmp_path, cache, monkeypatch):
 
 
 def test_local_samples_pair_shared_images_with_masks(data_root):
-    from nervseg.io import check_pair, load_image, load_mask
+    from nervseg.io.readers import check_pair, load_image, load_mask
 
     found = samples.local_samples(per_dataset=2)
     assert {s.dataset for s in found} >= {"usgra-seg", "kaggle-bp"}
@@ -115,8 +115,8 @@ def test_local_samples_empty_without_data(tmp_path):
 
 def test_bundled_samples_are_unchanged_validation_pairs_with_their_licence():
     """Every bundled pair matches its listed sha256, is a validation image of every usgra card, has a mask."""
-    from nervseg.io import load_image, load_mask
-    from nervseg.models import available
+    from nervseg.io.readers import load_image, load_mask
+    from nervseg.models.cards import available
 
     items = samples.bundled()
     assert 8 <= len(items) <= 12
@@ -154,8 +154,8 @@ def test_no_bundled_sample_has_a_near_duplicate_among_training_images(data_root)
     """usgra-seg has near-duplicate frames: a sample whose near-copy was trained on would flatter the models."""
     import json
 
-    from nervseg import folds
-    from nervseg.models import available
+    from nervseg.data import folds
+    from nervseg.models.cards import available
 
     stems, vectors = folds.usgra_vectors(data_root)
     groups = folds.similarity_groups(vectors, stems)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import nervseg
-from nervseg.data import kaggle_subject
-from nervseg.io import check_pair, load_image, load_mask
-from nervseg.models import ARCHITECTURES, available, sha256_file
+from nervseg.data.pairs import kaggle_subject
+from nervseg.io.readers import check_pair, load_image, load_mask
+from nervseg.models.cards import ARCHITECTURES, available, sha256_file
 from nervseg.preprocess import Preprocess
 
 SHIPPED_IDS = [c.id for c in available(nervseg.models_dir())]
@@ -25,7 +25,7 @@ TASK_CLASSES = {"kaggle-bp": ["background", "nerve"], "usgra": ["background", "n
 
 @pytest.fixture(scope="module")
 def segmenters():
-    from nervseg.inference import load
+    from nervseg.inference.segmenter import load
 
     cache = {}
 
@@ -55,7 +55,7 @@ def test_no_stray_weights(shipped_cards):
 
 @per_model
 def test_card_is_complete(model_id):
-    from nervseg.models import get_card
+    from nervseg.models.cards import get_card
 
     card = get_card(model_id)
     assert card.architecture in ARCHITECTURES

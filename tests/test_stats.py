@@ -1,11 +1,11 @@
-"""nervseg.stats: group bootstrap, group sign-flip test, paired comparison and its verdict."""
+"""nervseg.evaluate.stats: group bootstrap, group sign-flip test, paired comparison and its verdict."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nervseg import stats
+from nervseg.evaluate import stats
 
 
 def test_group_bootstrap_mean_is_the_image_mean_and_ci_brackets_it(rng):

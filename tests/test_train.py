@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nervseg.inference import load
-from nervseg.models import sha256_file
+from nervseg.inference.segmenter import load
+from nervseg.models.cards import sha256_file
 
 
 def _train(tiny_data_root, tmp_path, *flags: str):
     """One tiny CPU run on the synthetic data root (32x32 input); returns (card, models dir, runs dir)."""
-    from nervseg.train import main
+    from nervseg.train.run import main
 
     out, runs = tmp_path / "models", tmp_path / "runs"
     argv = ["--size", "32", "32", "--batch-size", "4", "--augment", "none", "--threads", "1",
@@ -42,11 +42,11 @@ def test_short_run_writes_a_card_that_loads_and_predicts(tiny_data_root, tmp_pat
 def test_the_card_holds_the_whole_recipe(tiny_data_root, tmp_path):
     from dataclasses import asdict
 
-    from nervseg.train import parse_args
+    from nervseg.train.config import parse_args
 
     card, _, _ = _train(tiny_data_root, tmp_path, "--arch", "unet", "--task", "kaggle-bp", "--epochs", "1",
                         "--limit", "4")
-    from nervseg.train_card import RUN_ONLY
+    from nervseg.train.card import RUN_ONLY
 
     recipe = dict(card.recipe)
     arch = recipe.pop("architecture")
@@ -56,8 +56,8 @@ def test_the_card_holds_the_whole_recipe(tiny_data_root, tmp_path):
 
 
 def test_recipes_of_two_architectures_differ_only_in_architecture():
-    from nervseg.train import parse_args
-    from nervseg.train_card import recipe
+    from nervseg.train.card import recipe
+    from nervseg.train.config import parse_args
 
     common = ["--task", "usgra", "--epochs", "3", "--split-file", "/x/splits/usgra-folds.json"]
     a = recipe(parse_args(["--arch", "unet", "--init-from", "kaggle-bp-unet", "--out", "a", *common]))
@@ -70,8 +70,8 @@ def test_second_stage_records_its_origin_and_ships_the_average(tiny_data_root, t
     import torch
     from safetensors.torch import load_file
 
-    from nervseg.random_cards import random_card
-    from nervseg.models import ARCHITECTURES
+    from nervseg.models.cards import ARCHITECTURES
+    from nervseg.models.random_cards import random_card
 
     (tmp_path / "models").mkdir()
     first = random_card(tmp_path / "models", "unet", smp_kwargs=ARCHITECTURES["unet"].default_kwargs, model_id="stage1")
@@ -124,7 +124,7 @@ def test_a_final_run_trains_on_every_fold_without_validation(tiny_data_root, tmp
 def test_help_lists_every_config_field(capsys):
     from dataclasses import fields
 
-    from nervseg.train import TrainConfig, parse_args
+    from nervseg.train.config import TrainConfig, parse_args
 
     with pytest.raises(SystemExit) as e:
         parse_args(["--help"])
@@ -136,7 +136,7 @@ def test_help_lists_every_config_field(capsys):
 def test_shipped_commands_still_parse(shipped_cards):
     import shlex
 
-    from nervseg.train import parse_args
+    from nervseg.train.config import parse_args
 
     for card in shipped_cards:
         cfg = parse_args(shlex.split(card.command)[3:])
@@ -146,7 +146,7 @@ def test_shipped_commands_still_parse(shipped_cards):
 
 
 def test_strong_augmentation_keeps_mask_classes_and_size():
-    from nervseg.data import augmentation
+    from nervseg.train.augment import augmentation
 
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (96, 128), dtype=np.uint8)
@@ -160,7 +160,7 @@ def test_strong_augmentation_keeps_mask_classes_and_size():
 
 
 def test_pad_to_aspect_keeps_content_and_pads_with_background():
-    from nervseg.data import pad_to_aspect
+    from nervseg.data.arrays import pad_to_aspect
 
     img = np.full((186, 256), 200, np.uint8)
     mask = np.ones((186, 256), np.uint8)
@@ -173,7 +173,8 @@ def test_pad_to_aspect_keeps_content_and_pads_with_background():
 
 def test_co_training_arrays_are_nerve_only_and_from_training_subjects(data_root):
     from nervseg import preprocess as pp
-    from nervseg.data import co_training_arrays, split_task
+    from nervseg.data.arrays import co_training_arrays
+    from nervseg.data.splits import split_task
 
     split = split_task("kaggle-bp", data_root)
     if not split.train:
@@ -185,7 +186,7 @@ def test_co_training_arrays_are_nerve_only_and_from_training_subjects(data_root)
     # the first training pair, padded square by hand: validation subjects never appear
     import cv2
 
-    from nervseg.io import load_image
+    from nervseg.io.readers import load_image
 
     first = load_image(split.train[0].image)
     padded = np.zeros((first.shape[1], first.shape[1]), np.uint8)
@@ -197,7 +198,7 @@ def test_co_training_arrays_are_nerve_only_and_from_training_subjects(data_root)
 
 def test_co_training_batches_leave_batchnorm_running_statistics_alone():
     torch = pytest.importorskip("torch")
-    from nervseg.train_loop import batchnorm_stats_frozen
+    from nervseg.train.loop import batchnorm_stats_frozen
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
     model.train()

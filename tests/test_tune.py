@@ -1,15 +1,15 @@
-"""Post-processing tuning (`nervseg.tune`) on real usgra scans with a random-weight 3-class model."""
+"""Post-processing tuning (`nervseg.evaluate.tune`) on real usgra scans with a random-weight 3-class model."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from nervseg import metrics
-from nervseg.data import find_pairs
-from nervseg.card_ops import remove_small
-from nervseg.inference import load
-from nervseg.io import load_image, load_mask
-from nervseg.tune import GRID, tune_min_component
+from nervseg.data.pairs import find_pairs
+from nervseg.evaluate.tune import GRID, tune_min_component
+from nervseg.inference.segmenter import load
+from nervseg.io.readers import load_image, load_mask
+from nervseg.models.card_ops import remove_small
 
 
 def test_tuning_scores_every_foreground_class_and_picks_the_best(random_model_dir, data_root):
@@ -31,8 +31,9 @@ def test_tuning_scores_every_foreground_class_and_picks_the_best(random_model_di
 
 
 def test_tuning_pairs_come_from_training_data_only(data_root):
-    from nervseg.data import kaggle_subject, split_task
-    from nervseg.tune import tuning_pairs
+    from nervseg.data.pairs import kaggle_subject
+    from nervseg.data.splits import split_task
+    from nervseg.evaluate.tune import tuning_pairs
 
     usgra = split_task("usgra", data_root)
     pairs, chosen_on = tuning_pairs(usgra, data_root)

@@ -1,5 +1,5 @@
-"""nervseg.video (clip loading and limits, temporal smoothing, overlay mp4, per-frame figures),
-nervseg.bench.benchmark_clip, nervseg.boxes (box agreement) and nervseg.video_cli
+"""nervseg.cine (clip loading and limits, temporal smoothing, overlay mp4, per-frame figures),
+nervseg.bench.benchmark_clip, nervseg.cine.boxes (box agreement) and nervseg.cine.cli
 (synthetic clips generated here; real bp-videos clips when present)."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 import nervseg
-from nervseg import boxes, video, video_cli
-from nervseg.io import Frames, InputError
+from nervseg.cine import boxes
+from nervseg.cine import cli as video_cli
+from nervseg.cine import clip as video
+from nervseg.io.readers import Frames, InputError
 
 
 def make_clip(path: Path, n: int = 24, size_wh: tuple[int, int] = (96, 80), fps: float = 10.0) -> Path:
@@ -50,8 +52,8 @@ def clip_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def random_segmenter(tmp_path_factory, random_card_factory):
     """A 2-class random-weight model (64x64 input): exercises the pipeline, not accuracy."""
-    from nervseg.inference import Segmenter
-    from nervseg.models import load_model
+    from nervseg.inference.segmenter import Segmenter
+    from nervseg.models.cards import load_model
 
     card = random_card_factory(tmp_path_factory.mktemp("models"), "unet", ["background", "nerve"], "random-bp")
     return Segmenter(card, load_model(card), device="cpu")
@@ -67,8 +69,8 @@ def bp_clip() -> Path:
 
 @pytest.fixture(scope="module")
 def bp_segmenter():
-    from nervseg.inference import load
-    from nervseg.models import ModelError
+    from nervseg.inference.segmenter import load
+    from nervseg.models.cards import ModelError
 
     try:
         return load("kaggle-bp-unet", device="cpu")
@@ -290,7 +292,7 @@ def test_real_clip_with_shipped_model(bp_clip, bp_segmenter):
 
     The bp-videos clips are supraclavicular views from another scanner than the Kaggle
     training frames, so how much nerve the model finds is a finding for the report
-    (`python -m nervseg.video agreement`), not asserted here; the figures must agree
+    (`python -m nervseg.cine agreement`), not asserted here; the figures must agree
     with the masks.
     """
     full = video.load_clip(bp_clip)
@@ -310,7 +312,7 @@ def test_real_clip_with_shipped_model(bp_clip, bp_segmenter):
 
 
 def test_agreement_cli(tmp_path, clip_path, monkeypatch, capsys, random_card_factory):
-    """`python -m nervseg.video agreement` over every kaggle-bp card, figures printed and saved."""
+    """`python -m nervseg.cine agreement` over every kaggle-bp card, figures printed and saved."""
     import json
 
     models = tmp_path / "models"

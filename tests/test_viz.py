@@ -1,4 +1,4 @@
-"""nervseg.viz: arrays with the right colours in the right places, and plotly figures."""
+"""nervseg.display.viz: arrays with the right colours in the right places, and plotly figures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nervseg import viz
+from nervseg.display import viz
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_letterbox_keeps_aspect_on_black():
     assert box.shape == (100, 100)
     assert (box[25:75] == 200).all() and (box[:25] == 0).all() and (box[75:] == 0).all()
 def test_timeline_figure_plots_area_and_confidence_per_frame():
-    from nervseg.viz import timeline_figure
+    from nervseg.display.viz import timeline_figure
 
     stats = [{"time_s": i / 10, "nerve_area_px": 100 + i, "nerve_confidence": 0.5} for i in range(5)]
     fig = timeline_figure(stats, "nerve", current=2)
