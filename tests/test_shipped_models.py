@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shipped import per_model as _per_model  # noqa: E402
 
 import nervseg
 from nervseg.data.pairs import kaggle_subject
 from nervseg.io.readers import check_pair, load_image, load_mask
-from nervseg.models.cards import ARCHITECTURES, available, sha256_file
+from nervseg.models.cards import ARCHITECTURES, sha256_file
 from nervseg.preprocess import Preprocess
 
-SHIPPED_IDS = [c.id for c in available(nervseg.models_dir())]
-per_model = pytest.mark.parametrize(
-    "model_id",
-    SHIPPED_IDS or [pytest.param(None, marks=pytest.mark.skip(reason=f"no shipped models in {nervseg.models_dir()}"))],
-)
+per_model = _per_model()
 TASK_CLASSES = {"kaggle-bp": ["background", "nerve"], "usgra": ["background", "nerve", "vessel"]}
 
 
