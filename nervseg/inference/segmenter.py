@@ -202,33 +202,41 @@ class Segmenter:
             probs = np.float32(0.5) * (probs + flipped[..., ::-1])
         return probs
 
-    def _finish(self, probs_small: np.ndarray, shape: tuple[int, int]) -> Prediction:
+    def set_postprocess(self, block: dict) -> None:
+        """A new post-processing block (chosen by tuning), in the card and in use from now on."""
+        self.card.postprocess = block
+        self.postprocess = Postprocess.from_card(block)
+
+    def _finish(self, probs_small: np.ndarray, shape: tuple[int, int], post: Postprocess) -> Prediction:
         full = upsample(probs_small, shape)
         mask, _ = first_max(full)
-        post = Postprocess.from_card(self.card.postprocess)  # read per call: tune swaps the card's block
         min_pixels = post.min_pixels(shape)
         mask = remove_small(mask, min_pixels)
         return Prediction(None, mask, self.classes, 0.0, None, min_pixels, probs_small=np.array(probs_small))
 
-    def predict(self, image: np.ndarray, preprocess: pp.Preprocess | None = None) -> Prediction:
+    def predict(self, image: np.ndarray, preprocess: pp.Preprocess | None = None,
+                postprocess: Postprocess | None = None) -> Prediction:
         """Segment one (H, W) uint8 image.
 
         `preprocess=None` applies the preprocessing the model was trained with (from
-        its card); a `Preprocess` given here replaces it (a what-if).
+        its card); a `Preprocess` given here replaces it (a what-if). `postprocess=None`
+        applies the card's; tuning passes its own to see raw masks.
         """
-        return self.predict_many([image], preprocess)[0]
+        return self.predict_many([image], preprocess, postprocess=postprocess)[0]
 
     def predict_many(
-        self, images: list[np.ndarray], preprocess: pp.Preprocess | None = None, batch_size: int = 8
+        self, images: list[np.ndarray], preprocess: pp.Preprocess | None = None, batch_size: int = 8,
+        postprocess: Postprocess | None = None,
     ) -> list[Prediction]:
         """Segment several images in batches; `seconds` is each image's share of batch time."""
         settings = self.train_preprocess if preprocess is None else preprocess
+        post = self.postprocess if postprocess is None else postprocess
         out: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             t0 = time.perf_counter()
             probs = self._forward(self._batch(chunk, settings))
-            preds = [self._finish(p, img.shape[:2]) for p, img in zip(probs, chunk, strict=True)]
+            preds = [self._finish(p, img.shape[:2], post) for p, img in zip(probs, chunk, strict=True)]
             each = (time.perf_counter() - t0) / len(chunk)
             for p in preds:
                 p.seconds = each

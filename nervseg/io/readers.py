@@ -21,8 +21,6 @@ from nervseg.io.limits import DEFAULT_LIMITS, InputError, Limits, check_pixels, 
 from nervseg.io.pixels import to_grey
 
 _check_size = check_size
-_check_pixels = check_pixels
-_grey = to_grey
 
 Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
