@@ -181,9 +181,9 @@ def run_folds(run: CvRun, train=subprocess.run) -> Path:
         seg = load(run.model_id, models_dir=d)
         items = eval_pairs(ff, run.task, k, run.data)
         write_rows(score_images(seg, items, run.task, run.arch, k), d / "scores.csv")
-        n_full = sum(s == "fullres" for s, _, _ in items)
-        print(f"[{run.model_id}] fold {k}: scored {len(items) - n_full} images"
-              + (f" and {n_full} full-resolution frames" if n_full else ""), flush=True)
+        n_extra = sum(s != "main" for s, _, _ in items)
+        print(f"[{run.model_id}] fold {k}: scored {len(items) - n_extra} images"
+              + (f" and {n_extra} frames of the extra set" if n_extra else ""), flush=True)
     return collect_oof(run)
 
 

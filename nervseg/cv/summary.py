@@ -122,8 +122,9 @@ def gate_effect(rows: list[dict], block: dict) -> dict:
 
 
 def kaggle_rule(rows: list[dict]) -> dict:
-    """The Kaggle rule (mean Dice, empty-on-empty = 1) on full-resolution frames, overall and per subject."""
-    full = [r for r in rows if r["set"] == "fullres" and r["class"] == "nerve"]
+    """The Kaggle rule (mean Dice, empty-on-empty = 1) on the extra set's frames (kaggle-bp: full resolution),
+    overall and per subject."""
+    full = [r for r in rows if r["set"] != "main" and r["class"] == "nerve"]
     if not full:
         return {}
     per = {g: float(np.mean([r["dice"] for r in full if r["group"] == g])) for g in sorted({r["group"] for r in full})}

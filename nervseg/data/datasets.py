@@ -114,6 +114,11 @@ class DatasetSpec:
     presence_set: str = "main"  # the set whose frames calibrate presence (it needs empty frames)
     file_name: str | None = None  # regex with a group "stem": recognises this dataset's images by name
     folds: FoldRule = FoldRule()
+    credit_line: str | None = None  # shown with one of its images; default "<licence>, <attribution>"
+
+    @property
+    def credit(self) -> str:
+        return self.credit_line or f"{self.licence}, {self.attribution}"
 
     def group_of(self, stem: str) -> str:
         return GROUP_RULES[self.group](stem)
@@ -160,6 +165,7 @@ def _spec(key: str, d: dict, source: str = SPEC_FILE.name) -> DatasetSpec:
         tuning=d.get("tuning", "train"), tuning_note=d.get("tuning_note", "training-split images"),
         extra=d.get("extra"), co_training=bool(d.get("co_training", False)), clips=d.get("clips"),
         presence_set=d.get("presence_set", "main"), file_name=d.get("file_name"), folds=rule,
+        credit_line=d.get("credit"),
     )
 
 
