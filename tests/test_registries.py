@@ -324,3 +324,46 @@ def test_an_engine_is_one_class_registered_behind_the_protocol(counting_engine, 
     r = bench.bench_one("random-unet", random_model_dir, runs=2, batch=2, video=None, video_frames=None,
                         random_weights=True, threads=1, engines=("counting",))
     assert r["engines"] == ["counting"] and r["counting_forward_ms_median"] > 0
+
+
+def test_create_tries_automatic_engines_in_registry_order_and_says_why(monkeypatch, caplog):
+    """Pure logic with stand-in engines: the first automatic engine that opens wins, a notable skip is
+    logged, and when none opens the error names every reason."""
+    import logging
+
+    from nervseg.inference import engines
+    from nervseg.models.cards import ModelCard, ModelError
+
+    card = ModelCard(id="m", name="m", architecture="unet", classes=["background", "nerve"])
+
+    def stand_in(name: str, why: str | None, notable: bool = False, auto: bool = True):
+        class StandIn:
+            device, model = "cpu", None
+
+            @classmethod
+            def open(cls, card, device=None):
+                if why:
+                    raise engines.Unavailable(why, notable)
+                return cls()
+
+            def __call__(self, batch):
+                return batch
+
+        StandIn.name, StandIn.auto = name, auto
+        return StandIn
+
+    monkeypatch.setattr(engines, "ENGINES", {})
+    engines.register(stand_in("manual", None, auto=False))
+    engines.register(stand_in("first", "its graph is stale", notable=True))
+    engines.register(stand_in("second", None))
+    with caplog.at_level(logging.WARNING, logger="nervseg.inference.engines"):
+        assert engines.create(card).name == "second"
+    assert "model m runs on second: its graph is stale" in caplog.text
+    assert engines.create(card, "manual").name == "manual"
+    with pytest.raises(ModelError, match="model m: its graph is stale"):
+        engines.create(card, "first")
+    engines.ENGINES["second"] = stand_in("second", "its package is not installed")
+    with pytest.raises(ModelError, match="cannot run: its graph is stale, and its package is not installed"):
+        engines.create(card)
+    with pytest.raises(TypeError, match="no 'open'"):
+        engines.register(type("Broken", (), {"name": "broken", "auto": True}))
