@@ -195,12 +195,7 @@ for _path in filter(None, os.environ.get("NERVSEG_DATASETS", "").split(os.pathse
     add_specs(_path)
 
 
-def co_training_tasks() -> tuple[str, ...]:
-    """Tasks usable as nerve-only co-training data."""
-    return tuple(k for k, s in TASKS.items() if s.co_training)
-
-
-CO_TRAINING = co_training_tasks()  # at import (CLI choices); co_training_tasks() for later additions
+CO_TRAINING = tuple(k for k, s in TASKS.items() if s.co_training)  # tasks usable as nerve-only co-training data
 
 
 def spec(task: str) -> DatasetSpec:
