@@ -54,7 +54,7 @@ def _scan(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Speckle with one bright block per class (ids 1, 2 and 3), so class 3 is in every mask."""
     img = rng.integers(20, 80, (48, 56), dtype=np.uint8)
     mask = np.zeros(img.shape, np.uint8)
-    for c, (top, left) in zip((1, 2, 3), ((4, 4), (4, 30), (28, 16))):
+    for c, (top, left) in zip((1, 2, 3), ((4, 4), (4, 30), (28, 16)), strict=True):
         dy, dx = int(rng.integers(0, 6)), int(rng.integers(0, 6))
         mask[top + dy : top + dy + 12, left + dx : left + dx + 14] = c
         img[mask == c] = 100 + 45 * c

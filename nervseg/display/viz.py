@@ -93,7 +93,7 @@ def disagreement_map(image: np.ndarray, masks: list[np.ndarray], alpha: float = 
 
 def legend(classes: list[str]) -> list[tuple[str, str]]:
     """(label, hex colour) for each foreground class present in `classes`."""
-    return [(name, "#%02x%02x%02x" % class_colour(cid)) for cid, name in enumerate(classes) if cid > 0]
+    return [(name, "#{:02x}{:02x}{:02x}".format(*class_colour(cid))) for cid, name in enumerate(classes) if cid > 0]
 
 
 def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
