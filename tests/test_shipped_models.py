@@ -11,7 +11,7 @@ import pytest
 from shipped import per_model as _per_model  # noqa: E402
 
 import nervseg
-from nervseg.data.pairs import kaggle_subject
+from nervseg.data.datasets import TASKS
 from nervseg.io.readers import check_pair, load_image, load_mask
 from nervseg.models.cards import ARCHITECTURES, sha256_file
 from nervseg.preprocess import Preprocess
@@ -75,7 +75,7 @@ def _heldout_pairs(card, data_root, n: int = 6):
                 for s in stems]
     val_subjects = set(split["val_subjects"])
     folder = data_root / "kaggle-bp" / "images-256"
-    images = [p for p in sorted((folder / "images").glob("*.png")) if kaggle_subject(p.stem) in val_subjects]
+    images = [p for p in sorted((folder / "images").glob("*.png")) if TASKS["kaggle-bp"].group_of(p.stem) in val_subjects]
     step = max(1, len(images) // n)
     return [(p, folder / "masks" / f"{p.stem}_mask.png") for p in images[::step][:n]]
 

@@ -155,8 +155,9 @@ def _default_threads() -> int:
 class Segmenter:
     """A model's engine plus the card that says how to feed it.
 
-    `model` is a torch nn.Module (run eagerly), an engine from `nervseg.inference.engines`, or None to
-    let `nervseg.inference.engines.create` pick one (ONNX Runtime when the card's graph is fresh).
+    `model` is a torch nn.Module (run eagerly), an instance of a registered engine class
+    (`nervseg.inference.engines.register`), or None to let `nervseg.inference.engines.create` pick
+    one: `engine` by name, else ONNX Runtime when the card's graph is fresh, else torch.
     """
 
     def __init__(self, card: ModelCard, model=None, device: str | None = None, tta: bool = False,
@@ -164,7 +165,7 @@ class Segmenter:
         self.card = card
         if model is None:
             self.engine = engines.create(card, engine, device)
-        elif isinstance(model, (engines.OnnxEngine, engines.TorchEngine)):
+        elif engines.is_engine(model):
             self.engine = model
         else:
             self.engine = engines.TorchEngine(model, device)
@@ -248,8 +249,9 @@ def load(model_id: str, models_dir: Path | None = None, device: str | None = Non
          engine: str | None = None) -> Segmenter:
     """Load a shipped model by id (weights checked against the card's sha256).
 
-    `engine`: "onnx", "torch", or None for ONNX Runtime when the card's graph is fresh
-    and the device is the CPU, else torch ($NERVSEG_ENGINE sets the default).
+    `engine`: a registered engine's name (`nervseg.inference.engines.ENGINES`: "onnx", "torch", ...),
+    or None for ONNX Runtime when the card's graph is fresh and the device is the CPU, else torch
+    ($NERVSEG_ENGINE sets the default).
     """
     card = get_card(model_id, models_dir)
     return Segmenter(card, None, device=device, tta=tta, engine=engine)
