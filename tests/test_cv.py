@@ -100,6 +100,12 @@ def test_run_folds_scores_every_held_out_image_once(tmp_path):
     assert [c[c.index("--fold") + 1] for c in calls] == ["0", "1", "1"]
     oof.write_text("")  # folds scored in parallel may leave a stale oof.csv: the summary rebuilds it
     assert len(cv_summary.load_oof(tmp_path / "cv", "usgra")["unet"]) == len(rows)
+    tracked = tmp_path / "tracked" / "usgra" / "unet"  # the queue's layout: splits/cv/<task>/<arch>/fold<K>.csv
+    tracked.mkdir(parents=True)
+    for k in (0, 1):
+        (tracked / f"fold{k}.csv").write_bytes((run.fold_dir(k) / "scores.csv").read_bytes())
+    assert sorted((r["stem"], r["class"]) for r in cv_summary.load_oof(tmp_path / "tracked", "usgra")["unet"]) == \
+        sorted((r["stem"], r["class"]) for r in rows)
 
 
 def _rows(arch, shift, rng, n_groups=20, per=4, k=5):

@@ -28,13 +28,18 @@ class SummaryError(ValueError):
 
 
 def load_oof(cv_root: Path, task: str) -> dict[str, list[dict]]:
-    """{arch: rows} for every architecture with an oof.csv under cv_root/task."""
+    """{arch: rows} for every architecture with rows under cv_root/task: the queue's tracked
+    fold<K>.csv files (splits/cv), else an oof.csv rebuilt from fold<K>/scores.csv (runs/cv)."""
     from nervseg.cv.run import CvRun, collect_oof, read_rows
     from nervseg.models.cards import ARCHITECTURES
 
     out = {}
     for arch in ARCHITECTURES:
         base = Path(cv_root) / task / arch
+        tracked = sorted(base.glob("fold*.csv"))
+        if tracked:
+            out[arch] = [r for p in tracked for r in read_rows(p)]
+            continue
         if any(base.glob("fold*/scores.csv")):  # rebuilt from the folds: parallel folds race on oof.csv
             collect_oof(CvRun(task, arch, cv_root=Path(cv_root)))
         if (base / "oof.csv").is_file():
