@@ -72,18 +72,36 @@ REPORT_JS = """(first) => {
     const box = v.closest('[data-testid=stVerticalBlock]') || main;
     return {overflow: Math.max(over(v, box), over(v, main)), width: v.getBoundingClientRect().width, kind: v.tagName};
   });
-  // Text cut short: an element with its own text that clips it (ellipsis, hidden or clipped overflow) and is
-  // wider (or, with a line clamp, taller) than its box. Tooltips and the grid's canvas cells are not text here.
+  // Text cut short: a text node laid out beyond the box of its nearest ancestor that clips (ellipsis, hidden or
+  // clipped overflow): measured with a Range, which spans the whole text even where only part is painted.
+  // Text a scroll container holds is reachable, not cut. Chart and grid internals, tooltips, folded expanders and
+  // screen-reader-only labels (a 1 px clip) are not checked here.
+  const clipper = (e) => {
+    for (let a = e; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if ([s.overflowX, s.overflowY].some(o => o === 'auto' || o === 'scroll')) return null;
+      if (s.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(s.overflowX)) return a;
+    }
+    return null;
+  };
   const truncated = [];
-  for (const e of document.querySelectorAll('[data-testid=stMain] *, [data-testid=stSidebar] *')) {
-    if (!shown(e) || e.closest('.js-plotly-plot, [data-testid=stDataFrame], [data-baseweb=popover]')) continue;
-    const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
-    const s = getComputedStyle(e);
-    const clips = s.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(s.overflowX);
-    if (!own || !clips) continue;
-    const wide = e.scrollWidth - e.clientWidth > 1;
-    const tall = s.webkitLineClamp !== 'none' && e.scrollHeight - e.clientHeight > 1;
-    if (wide || tall) truncated.push({text: e.innerText.slice(0, 80), box: [e.clientWidth, e.scrollWidth]});
+  for (const root of document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')) {
+    const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let t = walk.nextNode(); t; t = walk.nextNode()) {
+      const e = t.parentElement;
+      if (!t.textContent.trim() || !shown(e)
+          || e.closest('.js-plotly-plot, [data-testid=stDataFrame], [data-baseweb=popover], [role=tooltip], details:not([open])')) continue;
+      const c = clipper(e);
+      if (!c || c.clientWidth <= 2) continue;
+      const range = document.createRange(); range.selectNodeContents(t);
+      const r = range.getBoundingClientRect(), b = c.getBoundingClientRect();
+      const left = b.left + c.clientLeft, right = left + c.clientWidth;
+      const top = b.top + c.clientTop, bottom = top + c.clientHeight;
+      const clipsY = ['hidden', 'clip'].includes(getComputedStyle(c).overflowY);
+      if (r.width > 0 && (r.right > right + 1 || r.left < left - 1 || (clipsY && r.bottom > bottom + 1)))
+        truncated.push({text: t.textContent.trim().slice(0, 80), text_box: [r.left, r.right, r.bottom].map(Math.round),
+                        clip_box: [left, right, bottom].map(Math.round)});
+    }
   }
   const box = (sel) => [...document.querySelectorAll(sel)].filter(shown).map(e => {
     const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, left: r.left, right: r.right};});
