@@ -121,11 +121,21 @@ def wait_idle(page, timeout: float = 180.0, calm: int = 3, poll_ms: int = 500) -
 
 def go(page, slug: str, timeout: float = 180.0) -> None:
     """Follow the sidebar link to a page (one session: the current scan carries over) and wait for it."""
-    link = f"[data-testid=stSidebarNavLink][href$='/{slug}']" if slug != "home" else "[data-testid=stSidebarNavLink]"
-    page.locator(link).first.click()
+    page.locator(nav_link(slug)).first.click()
     wait_idle(page, timeout)
 
 
 def script_state(page) -> str:
     return page.evaluate("(() => {const a = document.querySelector('[data-testid=stApp]');"
                          " return a ? a.getAttribute('data-test-script-state') : '';})()") or ""
+
+
+async def wait_idle_async(page, timeout: float = 300.0, calm: int = 3, poll_ms: int = 500) -> None:
+    """`wait_idle` for Playwright's async API (many sessions driven at once)."""
+    await page.evaluate("window.__nsCalm = 0")
+    await page.wait_for_function(IDLE_JS, arg=calm, polling=poll_ms, timeout=timeout * 1000)
+
+
+def nav_link(slug: str) -> str:
+    """The sidebar link to a page (Home: the first link)."""
+    return f"[data-testid=stSidebarNavLink][href$='/{slug}']" if slug != "home" else "[data-testid=stSidebarNavLink]"

@@ -21,7 +21,7 @@ def validation_table(per_class: dict) -> pd.DataFrame:
         for key, label, digits in (("dice", "Dice", 3), ("sensitivity", "sensitivity", 3),
                                    ("precision", "precision", 3), ("hd95", "HD95", 1)):
             row[label] = f"{ac.fmt(v.get(f'{key}_mean'), digits)} ± {ac.fmt(v.get(f'{key}_sd'), digits)}"
-        row["images with it"] = v.get("n_truth_nonempty", "—")
+        row["images with it"] = str(v.get("n_truth_nonempty", "—"))  # text like the others: one type per column
         rows.append(row)
     return pd.DataFrame(rows)
 
