@@ -38,6 +38,19 @@ IDLE_JS = """(calm) => {
   return window.__nsCalm >= calm;
 }"""
 
+# How many script runs this page has seen start (an observer on stApp's script state, installed on first call).
+RUNS_JS = """() => {
+  const a = document.querySelector('[data-testid=stApp]');
+  if (!a) return 0;
+  if (!window.__nsRuns) {
+    window.__nsRuns = {n: 0};
+    new MutationObserver(() => { if (a.getAttribute('data-test-script-state') === 'running') window.__nsRuns.n++; })
+      .observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
+  }
+  return window.__nsRuns.n;
+}"""
+STARTED_JS = "(before) => !!window.__nsRuns && window.__nsRuns.n > before"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -119,10 +132,24 @@ def wait_idle(page, timeout: float = 180.0, calm: int = 3, poll_ms: int = 500) -
     page.wait_for_function(IDLE_JS, arg=calm, polling=poll_ms, timeout=timeout * 1000)
 
 
+def act(page, action, timeout: float = 180.0, start_s: float = 20.0) -> None:
+    """Call `action()` (a click, a key) and wait for the script run it causes to finish: on a busy server a run
+    can start seconds after the click, so a quiet page right after it proves nothing. An action that causes
+    no run (a choice already made) is waited for `start_s`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    before = page.evaluate(RUNS_JS)
+    action()
+    try:
+        page.wait_for_function(STARTED_JS, arg=before, polling=100, timeout=start_s * 1000)
+    except PlaywrightTimeout:
+        pass
+    wait_idle(page, timeout)
+
+
 def go(page, slug: str, timeout: float = 180.0) -> None:
     """Follow the sidebar link to a page (one session: the current scan carries over) and wait for it."""
-    page.locator(nav_link(slug)).first.click()
-    wait_idle(page, timeout)
+    act(page, lambda: page.locator(nav_link(slug)).first.click(), timeout)
 
 
 def script_state(page) -> str:
@@ -134,6 +161,19 @@ async def wait_idle_async(page, timeout: float = 300.0, calm: int = 3, poll_ms: 
     """`wait_idle` for Playwright's async API (many sessions driven at once)."""
     await page.evaluate("window.__nsCalm = 0")
     await page.wait_for_function(IDLE_JS, arg=calm, polling=poll_ms, timeout=timeout * 1000)
+
+
+async def act_async(page, action, timeout: float = 300.0, start_s: float = 20.0) -> None:
+    """`act` for the async API: `action` is an awaitable (a click)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    before = await page.evaluate(RUNS_JS)
+    await action
+    try:
+        await page.wait_for_function(STARTED_JS, arg=before, polling=100, timeout=start_s * 1000)
+    except PlaywrightTimeout:
+        pass
+    await wait_idle_async(page, timeout)
 
 
 def nav_link(slug: str) -> str:

@@ -11,8 +11,8 @@ from nervseg.evaluate.report import report_json, scan_report
 from nervseg.models import provenance
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
-FIGURE_WIDTH = 470  # about the image column's width at 1280 px: the figure's height follows the scan's aspect,
-FIGURE_MAX_HEIGHT = 470  # up to what leaves the image in the first screen at 1280x800 (its top is at ~240 px)
+FIGURE_WIDTH = 470  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
+FIGURE_MAX_HEIGHT = 470  # at most: the image stays in the first screen at 1280x800 (its top is at ~240 px)
 
 
 def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):
@@ -90,6 +90,13 @@ def results(picked, card, pred, truth, spacing) -> None:
     with answer:
         scores, found = details(card, pred, mask, truth, image.shape)
     st.subheader("Measurements")
+    st.dataframe(measurements_table(mask, classes, spacing), hide_index=True, width="stretch")
+    st.caption(("Areas and depth in mm from the pixel size. " if spacing else
+                "Areas and depth in pixels (set the pixel size, or upload DICOM, for mm). ")
+               + f"Inference {pred.seconds * 1000:.0f} ms (cached since).")
+    downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores, truth.name if truth else None)
+
+
 def details(card, pred, mask, truth, shape):
     """Dice against the ground truth, presence per structure and the 'unlike its training data' note."""
     classes = pred.classes

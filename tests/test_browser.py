@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import pages as app_pages
-from dashboard.browser import CHROMIUM, go, is_local, streamlit_app, wait_idle
+from dashboard.browser import CHROMIUM, act, go, is_local, streamlit_app, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENS = ROOT / "artifacts" / "screens"
@@ -175,8 +175,7 @@ def test_every_page_in_headless_chromium(app_url, browser, size):
         for slug, _title in PAGES:
             opened = slug == "segment" and has_models and sample is not None
             if opened:
-                page.get_by_role("button", name=f"Open {sample.stem}").click()
-                wait_idle(page)
+                act(page, lambda: page.get_by_role("button", name=f"Open {sample.stem}").click())
                 page.wait_for_selector(".js-plotly-plot", timeout=60_000)
             elif slug == "cine" and not page.locator("[data-testid=stSidebarNavLink][href$='/cine']").count():
                 continue

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from dashboard.browser import CHROMIUM, launch_options, nav_link, streamlit_app, wait_idle_async
+from dashboard.browser import CHROMIUM, act_async, launch_options, nav_link, streamlit_app, wait_idle_async
 
 SESSIONS = 10
 TIMEOUT_S = 420  # per wait: ten sessions share a 2-core machine
@@ -41,7 +40,7 @@ class Flow:
 
 def _flows() -> list[Flow]:
     """Session i takes card i (cycled; sorted by id, so every group and architecture, the default too) and
-    bundled sample i (cycled), with the Dice that model gives on it."""
+    bundled sample i // 2 (two models on each sample, so the Dice tells them apart), with that model's Dice."""
     from dashboard.common import fmt
     from nervseg import metrics
     from nervseg.data import samples
@@ -56,7 +55,7 @@ def _flows() -> list[Flow]:
         pytest.skip("needs the shipped models and the bundled samples")
     flows = []
     for i in range(SESSIONS):
-        card, s = cards[i % len(cards)], shown[i % len(shown)]
+        card, s = cards[i % len(cards)], shown[i // 2 % len(shown)]
         image = load_image_data(s.image.read_bytes(), s.image.name).image
         truth = load_mask(s.mask.read_bytes(), s.mask.name)
         pred = pool.get(card).predict(image, None)
@@ -72,21 +71,19 @@ SIDEBAR_JS = """() => [...document.querySelectorAll('[data-testid=stSidebar] [ro
 async def _session(browser, url: str, flow: Flow, index: int) -> dict:
     """One user's flow; returns what the page showed at the end."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_S * 1000)
     page = await context.new_page()
     try:
         await page.goto(url + "/")
-        await wait_idle_async(page, TIMEOUT_S)
         sidebar = page.locator("[data-testid=stSidebar]")
-        await sidebar.get_by_text(flow.group, exact=True).click()
+        await sidebar.locator("[role=radiogroup]").first.wait_for()
         await wait_idle_async(page, TIMEOUT_S)
-        await sidebar.get_by_text(flow.arch, exact=True).click()
-        await wait_idle_async(page, TIMEOUT_S)
-        await page.get_by_role("button", name=f"Open {flow.stem}").click()
-        await wait_idle_async(page, TIMEOUT_S)
+        await act_async(page, sidebar.get_by_text(flow.group, exact=True).click(), TIMEOUT_S)
+        await act_async(page, sidebar.get_by_text(flow.arch, exact=True).click(), TIMEOUT_S)
+        await act_async(page, page.get_by_role("button", name=f"Open {flow.stem}").click(), TIMEOUT_S)
         for slug in ("home", "segment"):  # reruns of the whole script after the choice
-            await page.locator(nav_link(slug)).first.click()
-            await wait_idle_async(page, TIMEOUT_S)
-        await page.wait_for_selector(".st-key-seg_answer", timeout=TIMEOUT_S * 1000)
+            await act_async(page, page.locator(nav_link(slug)).first.click(), TIMEOUT_S)
+        await page.wait_for_selector(".st-key-seg_answer")
         return {"index": index, "sidebar": await page.evaluate(SIDEBAR_JS),
                 "answer": await page.locator(".st-key-seg_answer").inner_text()}
     finally:
@@ -117,7 +114,7 @@ def test_shown_dice_reads_the_answer_line():
 
 def test_ten_concurrent_sessions_each_keep_their_model_and_its_dice(tmp_path):
     flows = _flows()
-    # the check can tell the models apart: on some session's sample another model's Dice differs
+    # the check can tell the models apart: two sessions' models give different Dice on the same sample
     by_stem: dict[str, set] = {}
     for f in flows:
         by_stem.setdefault(f.stem, set()).add(tuple(sorted(f.dice.items())))
