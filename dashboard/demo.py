@@ -132,7 +132,7 @@ def presence(card: ModelCard, probs: np.ndarray, mask: np.ndarray) -> list[Prese
 def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] | None = None) -> None:
     """One metric per structure: found / not found, the calibrated probability or 'not calibrated', Dice."""
     block = card_presence(card) or {}
-    row = st.container(horizontal=True, gap="large")  # side by side where they fit, one under the other where not
+    row = st.container(horizontal=True, gap="medium")  # side by side where they fit, one under the other where not
     if not any(p.calibrated for p in found):
         st.caption("Presence **not calibrated** for this model: 'found' means pixels are marked; no confidence "
                    "figure is shown until the model card carries a calibrated presence probability.")

@@ -9,7 +9,7 @@ from nervseg import metrics
 from nervseg.display import viz
 from nervseg.models import provenance
 
-PANEL_WIDTH = 240  # between a third of the page at 1024 and at 1280 px: a panel's figure height follows the scan's aspect
+PANEL_WIDTH = 210  # between a third of the page at 1024 and at 1280 px: a panel's figure height follows the scan's aspect
 
 
 def panel_view(image, pred, truth, view: str, alpha: float, outline: bool, classes: list[str]):

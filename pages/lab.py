@@ -48,7 +48,7 @@ with controls, st.container(key="lab_controls"):
             st.session_state[f"lab_{k}"] = p.type(active[k])
         st.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
                   on_change=_store)
-    st.button("Reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+    st.button("Reset", key="lab_reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
               help="Back to the model's own preprocessing.",
               disabled=st.session_state.get("preprocess") is None)
     st.caption(f"Active: {ac.preprocess_summary(card)}")

@@ -11,8 +11,8 @@ from nervseg.evaluate.report import report_json, scan_report
 from nervseg.models import provenance
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
-FIGURE_WIDTH = 470  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
-FIGURE_MAX_HEIGHT = 470  # at most: the image stays in the first screen at 1280x800 (its top is at ~240 px)
+FIGURE_WIDTH = 440  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
+FIGURE_MAX_HEIGHT = 440  # at most: the image stays in the first screen at 1280x800 (its top is at ~240 px)
 
 
 def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):

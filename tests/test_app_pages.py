@@ -300,7 +300,7 @@ def test_lab_settings_apply_on_other_pages_until_reset(model, data_root):
     assert any("what-if: median 5, CLAHE clip=2" in str(s) for s in side)
     at.switch_page("pages/lab.py").run()
     assert at.slider(key="lab_clahe_clip").value == 2.0
-    at.button[0].click().run()
+    at.button(key="lab_reset").click().run()
     assert_clean(at)
     assert at.session_state["preprocess"] is None
     assert at.slider(key="lab_clahe_clip").value == float(model.preprocess.get("clahe_clip", 0.0))

@@ -239,10 +239,11 @@ def image_figure(rgb: np.ndarray, max_width: int = 900, height: int | None = Non
         fig.add_trace(go.Image(source=_data_url(np.repeat(ramp, 4, axis=1)), x0=w + gap, dx=bar / 4, y0=0,
                                dy=h / ramp.shape[0], hoverinfo="skip"))
         right = w + gap + bar
-        ticks = [(0, "1", "top"), (h / 2, title, "middle"), (h, "0", "bottom")]
-        for y, text, anchor in ticks:
+        for y, text, anchor in ((0, "1", "top"), (h, "0", "bottom")):
             fig.add_annotation(x=right, y=y, text=text, showarrow=False, xanchor="left", yanchor=anchor, xshift=3)
-        right += 0.12 * w  # room for the labels
+        fig.add_annotation(x=right, y=h / 2, text=title, textangle=-90, showarrow=False, xanchor="left",
+                           yanchor="middle", xshift=3)  # upright beside the bar: never wider than the figure
+        right += 0.08 * w  # room for the labels
     fig.update_xaxes(visible=False, range=[0, right], constrain="domain")
     fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain", constraintoward="top")
     fig.update_layout(height=height or int(min(760, 720 * h / w)), margin=dict(l=0, r=0, t=0, b=0),
