@@ -199,3 +199,36 @@ def test_every_page_in_headless_chromium(app_url, browser, size):
     outside = sorted({u for u in requests if not is_local(u)})
     assert not outside, f"requests left this machine: {outside}"
     assert any(u.startswith(app_url) for u in requests), "no request recorded at all"
+
+
+def test_cine_with_a_clip_cuts_no_text(browser, tmp_path):
+    """Cine's figures, labels and buttons once a sample clip is processed (shared data), at both sizes."""
+    import nervseg
+    from nervseg.cine import boxes
+
+    clips = boxes.sample_clips()
+    if not clips:
+        pytest.skip(f"no sample clips under {nervseg.data_root()}")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    with streamlit_app(tmp_path / "streamlit.log") as (url, _):
+        page = browser.new_page(viewport={"width": SIZES[0][0], "height": SIZES[0][1]})
+        try:
+            page.goto(url + "/")
+            wait_idle(page)
+            go(page, "cine")
+            page.locator(".st-key-cine_sample input").click()
+            page.keyboard.type(clips[0].name)
+            act(page, lambda: page.keyboard.press("Enter"))
+            button = page.get_by_role("button", name="Process clip")
+            if button.count():
+                act(page, button.click, timeout=600)
+            page.wait_for_selector("[data-testid=stVideo], video", timeout=60_000)
+            for width, height in SIZES:
+                page.set_viewport_size({"width": width, "height": height})
+                time.sleep(1.5)
+                report = page.evaluate(REPORT_JS, None)
+                page.screenshot(path=str(SCREENS / f"cine-clip-{width}x{height}.png"))
+                _check("cine (with a clip)", (width, height), report)
+        finally:
+            page.close()
+        assert "Traceback" not in (tmp_path / "streamlit.log").read_text()
