@@ -57,9 +57,11 @@ def panels(image, group, preds, truth, truth_name) -> None:
                 rgb = viz.model_outlines(image, [preds[m].mask for m in ids], classes.index(cls), truth)
                 _figure(rgb, "cmp_fig_all", 2 * PANEL_WIDTH)
             with right:
+                chips = [(viz.model_colour_hex(k), names[m]) for k, m in enumerate(ids)]
+                if truth is not None:
+                    chips.append((viz.hex_colour(viz.TRUTH_COLOURS[1]), "ground truth (thin)"))
                 st.markdown(f"**{cls}**, one outline per model:" + "".join(
-                    f"<br>{viz.swatch_html(viz.model_colour_hex(k), outline=True)}{names[m]}" for k, m in enumerate(ids))
-                    + (f"<br>{viz.swatch_html('#ffffff', outline=True)}ground truth (thin)" if truth is not None else ""),
+                    f"<br>{viz.swatch_html(colour, outline=True)}{label}" for colour, label in chips),
                     unsafe_allow_html=True)
                 for m in ids:
                     _answer(m, names[m], preds[m], truth, truth_name, classes)
