@@ -215,8 +215,7 @@ def run(repeats: int, scans: list[Path], env: dict, log: Path, first_only: bool 
         out["lab CLAHE slider ms"] = [  # always up: each value new, so never a cached what-if
             page.measure("[data-testid=stImage]", 2, lambda: page.key(_slider("lab_clahe_clip"), "ArrowRight"))
             for _ in range(repeats)]
-        tab.get_by_role("button", name="Reset").click()
-        app_browser.wait_idle(tab, 60, calm=2, poll_ms=300)
+        app_browser.act(tab, tab.locator(".st-key-lab_reset button").first.click, 60)
         page.go("compare")
         out["compare three models, new scan ms"] = [
             page.measure("[class*=st-key-cmp_fig_]", 3, lambda p=p: page.upload(p))
