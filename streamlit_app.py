@@ -11,9 +11,11 @@ from dashboard import common as ac
 from dashboard import demo
 from dashboard.pages import PAGES
 
-st.set_page_config(page_title="nervseg · ultrasound nerve segmentation", page_icon=":material/neurology:", layout="wide")
-
 HERE = Path(__file__).parent
+# The tab icon is a file served by this server: a ":material/…" page icon makes the browser fetch it from
+# fonts.gstatic.com (Streamlit's favicon rule), which fails offline and tells an outside host the tool is in use.
+st.set_page_config(page_title="nervseg · ultrasound nerve segmentation", page_icon=str(HERE / "dashboard" / "assets" / "icon.png"),
+                   layout="wide")
 pages = [
     st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0))
     for i, p in enumerate(PAGES)

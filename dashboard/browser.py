@@ -1,17 +1,16 @@
-"""The real app in Debian's headless Chromium, driven over the DevTools protocol (CDP).
+"""The real app in Debian's headless Chromium, driven by Playwright: the one launcher for browser tests and benchmarks.
 
-Shared by the browser test (tests/test_browser.py) and the browser benchmark
-(scripts/browser_bench.py): start the app (dashboard.serve, as `make app`) on a free loopback port, start Chromium with
-its DevTools endpoint, and talk to one page through `CDP` (websockets, already a streamlit
-dependency). Written by hand because the usual drivers (Selenium, Playwright) download their
-own browsers, and CI may use only Debian's chromium.
+Shared by the browser tests (tests/test_browser.py, tests/test_browser_sessions.py) and the browser
+benchmark (scripts/browser_bench.py): start the app as `make app` does (`python -m dashboard.serve`) on
+a free loopback port, launch Debian's chromium through Playwright (`executable_path`, so no browser is
+ever downloaded: never `playwright install`), and wait for Streamlit's script to finish from the
+attributes it puts on stApp. The JavaScript conditions are strings, so the sync API (tests, bench)
+and the async one (many sessions at once) share them.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -21,14 +20,36 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,1000"]
-SCRIPT_STATE_JS = ("(() => {const a = document.querySelector('[data-testid=stApp]');"
-                   " return a ? a.getAttribute('data-test-script-state') + '|' + "
-                   "a.getAttribute('data-test-connection-state') : 'none';})()")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--hide-scrollbars"]
+LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+# True once Streamlit's script has finished and the page is connected, for `calm` polls in a row (a rerun that
+# a widget's callback triggers starts between two polls, so one quiet poll is not enough).
+IDLE_JS = """(calm) => {
+  const a = document.querySelector('[data-testid=stApp]');
+  const quiet = !!a && a.getAttribute('data-test-script-state') === 'notRunning'
+    && a.getAttribute('data-test-connection-state') === 'CONNECTED';
+  window.__nsCalm = quiet ? (window.__nsCalm || 0) + 1 : 0;
+  return window.__nsCalm >= calm;
+}"""
+
+# How many script runs this page has seen start (an observer on stApp's script state, installed on first call).
+RUNS_JS = """() => {
+  const a = document.querySelector('[data-testid=stApp]');
+  if (!a) return 0;
+  if (!window.__nsRuns) {
+    window.__nsRuns = {n: 0};
+    new MutationObserver(() => { if (a.getAttribute('data-test-script-state') === 'running') window.__nsRuns.n++; })
+      .observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
+  }
+  return window.__nsRuns.n;
+}"""
+STARTED_JS = "(before) => !!window.__nsRuns && window.__nsRuns.n > before"
 
 
 def free_port() -> int:
@@ -57,71 +78,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-class CDP:
-    """Minimal synchronous Chrome DevTools Protocol client for one page."""
-
-    def __init__(self, ws_url: str):
-        from websockets.sync.client import connect
-
-        self.ws = connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=20)
-        self.next_id = 0
-
-    def call(self, method: str, **params):
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=120))
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-
-    def js(self, expression: str):
-        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in res:
-            raise RuntimeError(f"page script failed: {res['exceptionDetails'].get('text')} "
-                               f"{res['exceptionDetails'].get('exception', {}).get('description', '')[:300]}")
-        return res["result"].get("value")
-
-    def script_state(self) -> str:
-        return self.js(SCRIPT_STATE_JS) or ""
-
-    def wait_idle(self, timeout: float = 180.0, calm_polls: int = 3, poll: float = 0.5) -> None:
-        """Until the script has run and stayed finished for `calm_polls` polls."""
-        deadline, calm, state = time.time() + timeout, 0, ""
-        while time.time() < deadline:
-            state = self.script_state()
-            calm = calm + 1 if state.startswith("notRunning|") and "CONNECTED" in state.upper() else 0
-            if calm >= calm_polls:
-                return
-            time.sleep(poll)
-        raise TimeoutError(f"script did not finish in {timeout:.0f}s (state {state})")
-
-    def wait_for(self, condition: str, seconds: float, poll: float = 0.5) -> bool:
-        """Poll a JS condition up to `seconds`; whether it came true."""
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if self.js(condition):
-                return True
-            time.sleep(poll)
-        return False
-
-    def set_files(self, nth: int, path: Path) -> None:
-        doc = self.call("DOM.getDocument", depth=-1)
-        nodes = self.call("DOM.querySelectorAll", nodeId=doc["root"]["nodeId"], selector="input[type=file]")["nodeIds"]
-        self.call("DOM.setFileInputFiles", files=[str(path)], nodeId=nodes[nth])
-
-    def click_text(self, selector: str, text: str) -> bool:
-        """Click the first `selector` element whose text ends with `text`; whether there was one."""
-        return self.js(f"""(() => {{const b = [...document.querySelectorAll({json.dumps(selector)})]
-            .find(e => e.innerText.trim().endsWith({json.dumps(text)})); if (b) b.click(); return !!b;}})()""")
-
-    def screenshot(self, path: Path) -> None:
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        path.write_bytes(base64.b64decode(data))
-
-    def close(self) -> None:
-        self.ws.close()
+def is_local(url: str) -> bool:
+    """Whether a request stays on this machine (loopback, or data:/blob:/about: that never leave the page)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("data", "blob", "about", "chrome-extension"):
+        return True
+    return parsed.hostname in LOOPBACK
 
 
 @contextlib.contextmanager
@@ -144,29 +106,76 @@ def streamlit_app(log: Path, env: dict | None = None, port: int | None = None,
         stop(proc)
 
 
-@contextlib.contextmanager
-def chromium(profile: Path, width: int = 1280, height: int = 1000) -> Iterator[CDP]:
-    """Headless Chromium with a fresh profile; yields a CDP client on its one page."""
+def launch_options() -> dict:
+    """Playwright's `chromium.launch` arguments for Debian's chromium (sync and async APIs alike)."""
     if CHROMIUM is None:
         raise RuntimeError("chromium not installed (apt-get install chromium)")
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.time() + 60
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("chromium did not start its DevTools endpoint")
-            time.sleep(0.3)
-        port = port_file.read_text().split()[0]
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(t for t in targets if t["type"] == "page")
-        cdp = CDP(page["webSocketDebuggerUrl"])
-        cdp.call("Page.enable")
-        cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+    return {"executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Headless Debian chromium under Playwright's sync API; yields the Browser (new_page / new_context on it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**launch_options())
         try:
-            yield cdp
+            yield browser
         finally:
-            cdp.close()
-    finally:
-        stop(proc)
+            browser.close()
+
+
+def wait_idle(page, timeout: float = 180.0, calm: int = 3, poll_ms: int = 500) -> None:
+    """Until the script has run and stayed finished for `calm` polls (sync Page)."""
+    page.evaluate("window.__nsCalm = 0")
+    page.wait_for_function(IDLE_JS, arg=calm, polling=poll_ms, timeout=timeout * 1000)
+
+
+def act(page, action, timeout: float = 180.0, start_s: float = 20.0) -> None:
+    """Call `action()` (a click, a key) and wait for the script run it causes to finish: on a busy server a run
+    can start seconds after the click, so a quiet page right after it proves nothing. An action that causes
+    no run (a choice already made) is waited for `start_s`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    before = page.evaluate(RUNS_JS)
+    action()
+    try:
+        page.wait_for_function(STARTED_JS, arg=before, polling=100, timeout=start_s * 1000)
+    except PlaywrightTimeout:
+        pass
+    wait_idle(page, timeout)
+
+
+def go(page, slug: str, timeout: float = 180.0) -> None:
+    """Follow the sidebar link to a page (one session: the current scan carries over) and wait for it."""
+    act(page, lambda: page.locator(nav_link(slug)).first.click(), timeout)
+
+
+def script_state(page) -> str:
+    return page.evaluate("(() => {const a = document.querySelector('[data-testid=stApp]');"
+                         " return a ? a.getAttribute('data-test-script-state') : '';})()") or ""
+
+
+async def wait_idle_async(page, timeout: float = 300.0, calm: int = 3, poll_ms: int = 500) -> None:
+    """`wait_idle` for Playwright's async API (many sessions driven at once)."""
+    await page.evaluate("window.__nsCalm = 0")
+    await page.wait_for_function(IDLE_JS, arg=calm, polling=poll_ms, timeout=timeout * 1000)
+
+
+async def act_async(page, action, timeout: float = 300.0, start_s: float = 20.0) -> None:
+    """`act` for the async API: `action` is an awaitable (a click)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    before = await page.evaluate(RUNS_JS)
+    await action
+    try:
+        await page.wait_for_function(STARTED_JS, arg=before, polling=100, timeout=start_s * 1000)
+    except PlaywrightTimeout:
+        pass
+    await wait_idle_async(page, timeout)
+
+
+def nav_link(slug: str) -> str:
+    """The sidebar link to a page (Home: the first link)."""
+    return f"[data-testid=stSidebarNavLink][href$='/{slug}']" if slug != "home" else "[data-testid=stSidebarNavLink]"

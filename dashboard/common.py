@@ -201,14 +201,10 @@ def no_models_notice() -> None:
 
 
 def legend_html(classes: list[str]) -> str:
+    """The class colours as chips readable on light and dark themes (viz.swatch_html)."""
     from nervseg.display import viz
 
-    chips = [
-        f"<span style='display:inline-block;width:0.9em;height:0.9em;background:{colour};"
-        f"border-radius:2px;margin:0 0.3em 0 0.8em;vertical-align:middle'></span>{name}"
-        for name, colour in viz.legend(classes)
-    ]
-    return "Legend:" + "".join(chips)
+    return "Legend:" + "".join(f"{viz.swatch_html(colour)}{name}" for name, colour in viz.legend(classes))
 
 
 def fmt(v, digits: int = 3) -> str:

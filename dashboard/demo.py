@@ -132,11 +132,11 @@ def presence(card: ModelCard, probs: np.ndarray, mask: np.ndarray) -> list[Prese
 def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] | None = None) -> None:
     """One metric per structure: found / not found, the calibrated probability or 'not calibrated', Dice."""
     block = card_presence(card) or {}
-    cols = st.columns(len(found))
+    row = st.container(horizontal=True, gap="medium")  # side by side where they fit, one under the other where not
     if not any(p.calibrated for p in found):
         st.caption("Presence **not calibrated** for this model: 'found' means pixels are marked; no confidence "
                    "figure is shown until the model card carries a calibrated presence probability.")
-    for col, p in zip(cols, found, strict=False):
+    for p in found:
         verdict = "found" if p.found else "not found"
         if p.calibrated:
             b = block.get(p.name, {})
@@ -152,7 +152,7 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
         d = (dice or {}).get(p.name)
         if d is not None:
             hlp += f" Dice against the ground truth: {ac.fmt(d['dice'])}."
-        col.metric(p.name, verdict, delta, delta_color="off", help=hlp)
+        row.metric(p.name, verdict, delta, delta_color="off", help=hlp, width="content")
 
 
 def dice_caption(scores: dict[str, dict], truth_name: str | None = None) -> str:
@@ -166,9 +166,8 @@ def legend_html(classes: list[str], truth: bool = False) -> str:
     html = ac.legend_html(classes)
     if truth:
         html += " &nbsp;·&nbsp; ground truth:" + "".join(
-            f"<span style='display:inline-block;width:0.9em;height:0.9em;background:#444;border:2px solid "
-            f"#{r:02x}{g:02x}{b:02x};margin:0 0.3em 0 0.8em;vertical-align:middle'></span>{classes[cid]} outline"
-            for cid, (r, g, b) in viz.class_colours(len(classes) - 1, truth=True).items() if cid < len(classes))
+            f"{viz.swatch_html(viz.hex_colour(rgb), outline=True)}{classes[cid]} outline"
+            for cid, rgb in viz.class_colours(len(classes) - 1, truth=True).items() if cid < len(classes))
     return html
 
 

@@ -60,30 +60,49 @@ def _local_sample_titles() -> list[str]:
 
 
 def image_picker(page: str) -> Picked | None:
-    """Upload or sample chooser; returns the current scan (shared by all pages) or None."""
-    up, sample = st.columns([3, 2])
-    with up:
-        st.file_uploader(
-            "Upload an ultrasound scan (PNG, JPEG, TIFF, BMP, DICOM)", type=UPLOAD_TYPES,
-            key=f"{page}_upload", on_change=_on_upload, args=(f"{page}_upload",),
-        )
-    with sample:
-        bundled_picker(page)
-        titles = _local_sample_titles()
-        if titles:
-            st.selectbox("…or pick a sample from the shared data", titles, index=None,
-                         placeholder="Choose a sample", key=f"{page}_local",
-                         on_change=_on_local_sample, args=(f"{page}_local",))
-        download_sample_picker(page)
+    """Upload or sample chooser; returns the current scan (shared by all pages) or None.
+
+    With a scan open, the chooser folds into an expander named after it, so the page's result
+    starts in the first screen; with none, it is open.
+    """
     picked = current_picked()
-    if picked is not None:
-        h, w = picked.image.image.shape
-        source = (st.session_state.get("current_image") or {}).get("source")
-        st.caption(f"Working on **{md_escape(picked.name)}** ({w}×{h} px, {picked.image.format}"
-                   + (f"; {source}" if source else "")
-                   + (", with its ground-truth mask" if picked.mask is not None else "")
-                   + "); it stays selected on the other pages.")
+    label = f"Scan: **{md_escape(picked.name)}** · change" if picked is not None else "Choose a scan"
+    with st.expander(label, expanded=picked is None, icon=":material/upload_file:"):
+        # side by side at full width (no scan yet); stacked in the half-width row beside the page's own settings
+        up, sample = st.columns([3, 2]) if picked is None else (st.container(), st.container())
+        with up:
+            st.file_uploader(
+                "Upload an ultrasound scan (PNG, JPEG, TIFF, BMP, DICOM)", type=UPLOAD_TYPES,
+                key=f"{page}_upload", on_change=_on_upload, args=(f"{page}_upload",),
+            )
+        with sample:
+            bundled_picker(page)
+            titles = _local_sample_titles()
+            if titles:
+                st.selectbox("…or pick a sample from the shared data", titles, index=None,
+                             placeholder="Choose a sample", key=f"{page}_local",
+                             on_change=_on_local_sample, args=(f"{page}_local",))
+            download_sample_picker(page)
+        if picked is not None:
+            h, w = picked.image.image.shape
+            source = (st.session_state.get("current_image") or {}).get("source")
+            st.caption(f"Working on **{md_escape(picked.name)}** ({w}×{h} px, {picked.image.format}"
+                       + (f"; {source}" if source else "")
+                       + (", with its ground-truth mask" if picked.mask is not None else "")
+                       + "); it stays selected on the other pages.")
     return picked
+
+
+def scan_bar(page: str):
+    """The scan chooser and, beside it, a slot for the page's own scan settings (ground-truth mask, pixel
+    size): one row while a scan is open, so the result starts high on the page. Returns (scan or None, slot)."""
+    if st.session_state.get("current_image"):
+        left, right = st.columns(2)
+    else:
+        left = right = st.container()
+    with left:
+        picked = image_picker(page)
+    return picked, right
 
 
 def download_sample_picker(page: str) -> None:

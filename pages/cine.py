@@ -101,11 +101,11 @@ def scrubber(result, structure: str) -> None:
     i = st.slider("Frame", 0, result.n_frames - 1, 0, key="cine_frame") if result.n_frames > 1 else 0
     row = result.stats[i]
     st.image(result.overlay_frame(i), caption=f"Frame {i} · {row['time_s']:.2f} s", width="stretch")
-    m1, m2, m3 = st.columns(3)
-    m1.metric(f"{structure} area", f"{row[f'{structure}_area_px']} px")
-    m2.metric(f"{structure} mean probability", ac.fmt(row[f"{structure}_confidence"], 2),
-              help="Mean probability over the marked pixels (not a calibrated presence probability).")
-    m3.metric(f"{structure} parts", row[f"{structure}_components"])
+    figures = st.container(horizontal=True, gap="medium")  # each as wide as its words, wrapping, never cut
+    figures.metric(f"{structure} area", f"{row[f'{structure}_area_px']} px", width="content")
+    figures.metric(f"{structure} mean probability", ac.fmt(row[f"{structure}_confidence"], 2), width="content",
+                   help="Mean probability over the marked pixels (not a calibrated presence probability).")
+    figures.metric(f"{structure} parts", row[f"{structure}_components"], width="content")
     st.plotly_chart(viz.timeline_figure(result.stats, structure, current=i), key="cine_timeline", width="stretch")
 
 
@@ -193,12 +193,12 @@ with player:
         st.video(result.video_mp4, format="video/mp4", loop=True)
     st.markdown(ac.legend_html(result.classes), unsafe_allow_html=True)
     stem = Path(result.name).stem
-    d1, d2 = st.columns(2)
+    downloads = st.container(horizontal=True)  # buttons as wide as their labels, wrapping, never cut
     if result.video_mp4:
-        d1.download_button("Overlay video (mp4)", result.video_mp4, f"{stem}-{result.model_id}-overlay.mp4",
-                           "video/mp4", icon=":material/download:", help="With the legend burned in.")
-    d2.download_button("Per-frame figures (CSV)", result.csv_bytes(), f"{stem}-{result.model_id}-frames.csv",
-                       "text/csv", icon=":material/download:")
+        downloads.download_button("Overlay video (mp4)", result.video_mp4, f"{stem}-{result.model_id}-overlay.mp4",
+                                  "video/mp4", icon=":material/download:", help="With the legend burned in.")
+    downloads.download_button("Per-frame figures (CSV)", result.csv_bytes(), f"{stem}-{result.model_id}-frames.csv",
+                              "text/csv", icon=":material/download:")
 with scrub:
     scrubber(result, structure)
 c1, c2, c3, c4 = st.columns(4)

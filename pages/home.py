@@ -71,7 +71,7 @@ st.markdown(
     "2. The sidebar picks the model, grouped by what it finds and what it learnt from.\n"
     "3. Then try **Compare models**, the **Preprocessing lab**, **Ground-truth metrics**, or **Cine** for a clip."
 )
-c1, c2, c3 = st.columns(3)
-c1.page_link("pages/segment.py", label="Segment a scan", icon=":material/image_search:")
-c2.page_link("pages/compare.py", label="Compare models", icon=":material/compare:")
-c3.page_link("pages/metrics.py", label="Score against ground truth", icon=":material/analytics:")
+with st.container(horizontal=True, gap="large"):  # each link as wide as its words; they wrap as a whole, never cut
+    st.page_link("pages/segment.py", label="Segment a scan", icon=":material/image_search:")
+    st.page_link("pages/compare.py", label="Compare models", icon=":material/compare:")
+    st.page_link("pages/metrics.py", label="Score against ground truth", icon=":material/analytics:")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import common as ac
-from dashboard import scan
+from dashboard import demo, scan
 from nervseg.display import viz
 from nervseg.preprocess import PARAMS, Preprocess, PreprocessError
 
@@ -31,27 +31,28 @@ def _reset() -> None:
         st.session_state.pop(f"lab_{k}", None)
 
 
-active = (ac.current_preprocess() or own).to_dict()
-cols = [c for _ in range(len(PARAMS) // 3 + 1) for c in st.columns(3)]  # a slider per setting, then Reset
-for col, (k, p) in zip(cols, PARAMS.items()):
-    if f"lab_{k}" not in st.session_state:
-        st.session_state[f"lab_{k}"] = p.type(active[k])
-    col.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
-               on_change=_store)
-cols[-1].button("Reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
-                help="Back to the model's own preprocessing.",
-                disabled=st.session_state.get("preprocess") is None)
-
 try:
     settings = ac.current_preprocess() or own
 except PreprocessError as e:
     ac.show_input_error(e)
     st.stop()
-st.caption(f"Active: {ac.preprocess_summary(card)}")
 
-picked = scan.image_picker("lab")
+picked, _ = scan.scan_bar("lab")
 if picked is None:
     st.info("Upload a scan or pick a sample to see the effect.", icon=":material/upload:")
+controls, shown = st.columns([1, 2], gap="medium")  # the sliders beside the images they change
+active = (ac.current_preprocess() or own).to_dict()
+with controls, st.container(key="lab_controls"):
+    for k, p in PARAMS.items():
+        if f"lab_{k}" not in st.session_state:
+            st.session_state[f"lab_{k}"] = p.type(active[k])
+        st.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
+                  on_change=_store)
+    st.button("Reset", key="lab_reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+              help="Back to the model's own preprocessing.",
+              disabled=st.session_state.get("preprocess") is None)
+    st.caption(f"Active: {ac.preprocess_summary(card)}")
+if picked is None:
     st.stop()
 image = picked.image.image
 after = ac.cached_preprocess(picked.hash, image, settings)
@@ -64,21 +65,31 @@ except ac.USER_ERRORS as e:
     st.stop()
 
 
+def views(image, after, base, what_if) -> None:
+    """Before/after and the two segmentations, two per row, beside the sliders."""
+    with shown, st.container(key="lab_images"):
+        a, b = st.columns(2)
+        a.image(viz.fit_width(image, 720), caption="Before (as loaded)", width="stretch")
+        b.image(viz.fit_width(after, 720), caption=f"After: {settings.describe()}", width="stretch")
+        c, d = st.columns(2)
+        c.image(viz.fit_width(viz.overlay(image, base.mask), 720),
+                caption=f"{card.arch_display} with its own preprocessing ({own.describe()})", width="stretch")
+        d.image(viz.fit_width(viz.overlay(image, what_if.mask), 720),
+                caption=f"{card.arch_display} with these settings ({settings.describe()})", width="stretch")
+        changed = float((base.mask != what_if.mask).mean())
+        line = ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these settings."
+        if picked.mask is not None:  # the scan's own ground truth: Dice with the model's preprocessing and with these
+            own_scores = demo.truth_scores(base.mask, picked.mask, card.classes)
+            new_scores = demo.truth_scores(what_if.mask, picked.mask, card.classes)
+            line += "<br>Dice against " + ac.md_escape(picked.mask_name or "its mask") + ": " + " · ".join(
+                f"{name} {ac.fmt(own_scores[name]['dice'])} → <b>{ac.fmt(new_scores[name]['dice'])}</b>"
+                for name in own_scores)
+        st.markdown(line, unsafe_allow_html=True)
+
 
 @st.fragment
-def views(image, after, base, what_if) -> None:
-    """Before/after and the two segmentations, two per row (half the page each); the histogram below."""
-    a, b = st.columns(2)
-    a.image(viz.fit_width(image, 720), caption="Before (as loaded)", width="stretch")
-    b.image(viz.fit_width(after, 720), caption=f"After: {settings.describe()}", width="stretch")
-    c, d = st.columns(2)
-    c.image(viz.fit_width(viz.overlay(image, base.mask), 720),
-            caption=f"{card.arch_display} with its own preprocessing ({own.describe()})", width="stretch")
-    d.image(viz.fit_width(viz.overlay(image, what_if.mask), 720),
-            caption=f"{card.arch_display} with these settings ({settings.describe()})", width="stretch")
-    changed = float((base.mask != what_if.mask).mean())
-    st.markdown(ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these "
-                "settings.", unsafe_allow_html=True)
+def histograms(image, after) -> None:
+    """The grey levels before and after; the log toggle re-runs only this."""
     h1, h2 = st.columns([4, 1])
     h1.markdown("**Grey-level histograms** (level 0, the black border around the scan, left out)")
     log = h2.toggle("Log scale", False, key="lab_hist_log")
@@ -87,3 +98,4 @@ def views(image, after, base, what_if) -> None:
 
 
 views(image, after, base, what_if)
+histograms(image, after)

@@ -21,7 +21,7 @@ def validation_table(per_class: dict) -> pd.DataFrame:
         for key, label, digits in (("dice", "Dice", 3), ("sensitivity", "sensitivity", 3),
                                    ("precision", "precision", 3), ("hd95", "HD95", 1)):
             row[label] = f"{ac.fmt(v.get(f'{key}_mean'), digits)} ± {ac.fmt(v.get(f'{key}_sd'), digits)}"
-        row["images with it"] = v.get("n_truth_nonempty", "—")
+        row["images with it"] = str(v.get("n_truth_nonempty", "—"))  # text like the others: one type per column
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -81,7 +81,8 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             per_class = c.validation.get("per_class", {})
             if per_class:
                 st.markdown("**Validation metrics per class**")
-                st.table(validation_table(per_class).set_index("class"))
+                # one column per class, one row per figure: fits half the page at 1024 px without cutting a column
+                st.table(validation_table(per_class).set_index("class").T.rename_axis("figure"))
                 st.caption("Per-image mean ± sd on the card's validation images; HD95 in pixels.")
             extra = {k: v for k, v in c.validation.items() if k != "per_class"}
             with st.popover("All validation figures (JSON)"):

@@ -11,7 +11,8 @@ from nervseg.evaluate.report import report_json, scan_report
 from nervseg.models import provenance
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
-FIGURE_WIDTH = 500  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
+FIGURE_WIDTH = 440  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
+FIGURE_MAX_HEIGHT = 440  # at most: the image stays in the first screen at 1280x800 (its top is at ~240 px)
 
 
 def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):
@@ -52,10 +53,15 @@ def measurements_table(mask, classes, spacing) -> pd.DataFrame:
 
 @st.fragment
 def results(picked, card, pred, truth, spacing) -> None:
-    """Everything that depends only on display settings: re-runs alone, on the cached prediction."""
+    """Everything that depends only on display settings: re-runs alone, on the cached prediction.
+
+    The image on the left and, beside it, the answer (Dice, presence) above the display settings,
+    so both start in the first screen at 1024x768 and 1280x800.
+    """
     image, classes = picked.image.image, pred.classes
-    left, right = st.columns([5, 3])
-    with left:
+    left, right = st.columns([3, 2])
+    answer = right.container(key="seg_answer")  # filled once the settings below have given the mask
+    with right:
         c1, c2 = st.columns(2)
         ac.remembered("seg_threshold", "threshold", 0.5)
         ac.remembered("seg_opacity", "opacity", 0.45)
@@ -72,15 +78,16 @@ def results(picked, card, pred, truth, spacing) -> None:
                                                   help="The expert's mask, drawn over the view.")
         if view == "Probability" and len(classes) > 2:
             st.radio("Structure", classes[1:], horizontal=True, key="seg_heat_class")
-        mask = pred.mask if threshold == 0.5 else pred.mask_at(threshold)  # default: the model's decision
+    mask = pred.mask if threshold == 0.5 else pred.mask_at(threshold)  # default: the model's decision
+    with left:
         rgb, scale = shown_view(view, image, pred, mask, alpha, truth, outline)
-        height = int(FIGURE_WIDTH * image.shape[0] / image.shape[1])
+        height = min(FIGURE_MAX_HEIGHT, int(FIGURE_WIDTH * image.shape[0] / image.shape[1]))
         st.plotly_chart(viz.image_figure(rgb, colour_scale=scale, height=height), width="stretch", key="seg_figure",
                         config={"scrollZoom": True, "displaylogo": False})
+        st.markdown(demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
         st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
                    f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
-        st.markdown(demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
-    with right:
+    with answer:
         scores, found = details(card, pred, mask, truth, image.shape)
     st.subheader("Measurements")
     st.dataframe(measurements_table(mask, classes, spacing), hide_index=True, width="stretch")
@@ -94,13 +101,11 @@ def details(card, pred, mask, truth, shape):
     """Dice against the ground truth, presence per structure and the 'unlike its training data' note."""
     classes = pred.classes
     scores = demo.truth_scores(mask, truth.mask, classes) if truth is not None else None
-    if scores:
-        st.subheader("Ground truth")
-        st.markdown(demo.dice_caption(scores, truth.name),
-                    help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
-    st.subheader("Presence")
     found = demo.presence(card, pred.probs, mask)
     demo.show_presence(card, found, scores)
+    if scores:
+        st.markdown(demo.dice_caption(scores, truth.name),
+                    help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     note = demo.training_note(card, shape, mask)
     if note:
         st.info(note, icon=":material/info:")
@@ -144,22 +149,20 @@ if card is None:
     ac.no_models_notice()
     st.stop()
 
-picked = scan.image_picker("segment")
+picked, beside = scan.scan_bar("segment")
 if picked is None:
     st.info("Upload a scan, or open one of the bundled samples (Home shows them all).", icon=":material/upload:")
     st.stop()
 image = picked.image.image
-with st.expander("Ground-truth mask and pixel size", expanded=False):
-    m1, m2 = st.columns([3, 1])
-    with m1:
-        truth = scan.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", picked)
+with beside.expander("Ground-truth mask and pixel size", expanded=False, icon=":material/draw:"):
+    truth = scan.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "segment_mask", picked)
     spacing = picked.image.pixel_spacing_mm
     if spacing is None:
-        mm = m2.number_input("Pixel size (mm)", 0.0, 5.0, 0.0, 0.01, key="seg_spacing",
+        mm = st.number_input("Pixel size (mm)", 0.0, 5.0, 0.0, 0.01, key="seg_spacing",
                              help="Gives areas and depth in mm. DICOM files carry it themselves.")
         spacing = (mm, mm) if mm > 0 else None
     else:
-        m2.metric("Pixel size (DICOM)", f"{spacing[0]:.3f} mm")
+        st.metric("Pixel size (DICOM)", f"{spacing[0]:.3f} mm")
 if provenance.trained_on(card, picked.name):
     st.warning(f"{ac.md_escape(picked.name)} was among the training images of {card.name}: its result flatters the model.",
                icon=":material/warning:")

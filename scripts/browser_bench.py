@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/browser_bench.py [--repeats 5] [--busy] [--threads N] [--json FILE]
 
-Starts the app as `make app` does (dashboard.serve) and Debian's chromium (dashboard.browser). In the page, a capture-phase
+Starts the app as `make app` does (dashboard.serve) and Debian's chromium under Playwright
+(dashboard.browser). In the page, a capture-phase
 listener takes the input event's own timestamp (key press, click, file chosen); a
 MutationObserver and `load` listeners watch the images the interaction should change
 (`src`/`href` of <img> and plotly's SVG <image>), and the time of the animation frame after
@@ -37,7 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.browser import CDP, chromium, streamlit_app  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+
+from dashboard import browser as app_browser  # noqa: E402
+from dashboard.browser import streamlit_app  # noqa: E402
 
 # Installed once per page load: window.__nbArm(selector, need) starts a measurement of the next
 # input event; window.__nb holds its state. Container = the closest element matching `selector`.
@@ -104,29 +108,29 @@ READ_JS = """(() => {const nb = window.__nb; if (!nb) return null;
 class Page:
     """One browser page on the app: page changes (the probe installed again), input events, timed updates."""
 
-    def __init__(self, cdp: CDP, url: str):
-        self.cdp, self.url = cdp, url
+    def __init__(self, page, url: str):
+        self.page, self.url = page, url
 
     def go(self, slug: str) -> None:
         """Sidebar link to a page (one session: the current scan carries over)."""
-        self.cdp.js(f"document.querySelector(\"[data-testid=stSidebarNavLink][href$='/{slug}']\").click()")
-        self.cdp.wait_idle(180, calm_polls=2, poll=0.3)
-        self.cdp.js(PROBE_JS)
+        app_browser.go(self.page, slug)
+        self.page.evaluate(PROBE_JS)
         time.sleep(0.5)
 
     def update(self, selector: str, need: int, act, timeout: float = 60.0) -> dict:
         """The probe's state once `act()`'s input event has changed images in `need` distinct containers
         matching `selector`, the script is idle and the page has been quiet for 0.6 s."""
-        self.cdp.js(f"window.__nbArm({json.dumps(selector)}, {need})")
+        self.page.evaluate("([s, n]) => window.__nbArm(s, n)", [selector, need])
         act()
         deadline = time.time() + timeout
         while time.time() < deadline:
-            s = self.cdp.js(READ_JS)
-            idle = self.cdp.script_state().startswith("notRunning|")
+            s = self.page.evaluate(READ_JS)
+            idle = app_browser.script_state(self.page) == "notRunning"
             if s and s["t0"] is not None and s["changed"] >= need and idle and s["quiet_ms"] > 600:
                 return s
             time.sleep(0.05)
-        _require(False, f"an update of {need} x {selector} within {timeout:.0f} s ({self.cdp.js(READ_JS)})", self.cdp)
+        _require(False, f"an update of {need} x {selector} within {timeout:.0f} s ({self.page.evaluate(READ_JS)})",
+                 self.page)
 
     def measure(self, selector: str, need: int, act, timeout: float = 60.0) -> float:
         """ms from the input event `act()` causes to the frame after the last image change (`update`)."""
@@ -134,68 +138,69 @@ class Page:
         return round(s["last"] - s["t0"], 1)
 
     def key(self, selector: str, key: str) -> None:
-        """Focus `selector` and press one key (CDP input events, as a real keyboard sends them)."""
-        self.cdp.js(f"document.querySelector({json.dumps(selector)}).focus()")
-        codes = {"ArrowRight": 39, "ArrowLeft": 37}
-        for kind in ("rawKeyDown", "keyUp"):
-            self.cdp.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
-                          windowsVirtualKeyCode=codes[key], nativeVirtualKeyCode=codes[key])
+        """Focus `selector` and press one key (real keyboard events)."""
+        self.page.focus(selector)
+        self.page.keyboard.press(key)
 
     def click_label(self, container: str, text: str) -> None:
         """Click a radio option by its label with real mouse events (scrolled into view first)."""
-        at = self.cdp.js(f"""(() => {{const l = [...document.querySelectorAll({json.dumps(container + ' label')})]
-            .find(e => e.innerText.trim() === {json.dumps(text)}); if (!l) return null;
-            l.scrollIntoView({{block: 'center'}}); const r = l.getBoundingClientRect();
-            return [r.x + 8, r.y + r.height / 2];}})()""")
-        if not at:
+        label = self.page.locator(f"{container} label").filter(has_text=text).first
+        label.scroll_into_view_if_needed()
+        box = label.bounding_box()
+        if box is None:
             raise RuntimeError(f"no option {text!r} in {container}")
-        x, y = at
-        for kind in ("mousePressed", "mouseReleased"):
-            self.cdp.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        self.page.mouse.click(box["x"] + 8, box["y"] + box["height"] / 2)
 
     def upload(self, path: Path) -> None:
-        self.cdp.set_files(0, path)
+        self.page.locator("input[type=file]").first.set_input_files(str(path))
 
 
-def _require(ok: bool, what: str, cdp: CDP) -> None:
+def _require(ok: bool, what: str, page) -> None:
     """A wait that timed out is a failure, not a timing."""
     if not ok:
-        alerts = cdp.js("[...document.querySelectorAll('[data-testid=stAlertContainer], [data-testid=stException]')]"
-                        ".map(e => e.innerText.slice(0, 200))")
+        alerts = page.evaluate("[...document.querySelectorAll('[data-testid=stAlertContainer], "
+                               "[data-testid=stException]')].map(e => e.innerText.slice(0, 200))")
         raise TimeoutError(f"no {what}; alerts on the page: {alerts}")
+
+
+def _wait_for(page, condition: str, seconds: float, poll_ms: int = 20) -> bool:
+    """Poll a JS expression up to `seconds`; whether it came true."""
+    try:
+        page.wait_for_function(condition, polling=poll_ms, timeout=seconds * 1000)
+        return True
+    except PlaywrightTimeout:
+        return False
 
 
 def _slider(key: str) -> str:
     return f".st-key-{key} input[type=range]"
 
 
-def run(repeats: int, scans: list[Path], env: dict, log: Path, profile: Path,
-        first_only: bool = False) -> dict:
+def run(repeats: int, scans: list[Path], env: dict, log: Path, first_only: bool = False) -> dict:
     out: dict = {}
-    from dashboard import browser as app_browser
-
-    with chromium(profile) as cdp, streamlit_app(log, env=env, wait=False) as (url, _proc):  # the browser is open before the server starts
+    with app_browser.chromium() as browser, streamlit_app(log, env=env, wait=False) as (url, _proc):  # the browser is open before the server starts
+        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
         t_start = time.time()
         app_browser.wait_http(url + "/_stcore/health", 90, poll=0.05)
         t_health = time.time()
         out["server start to health s"] = round(t_health - t_start, 2)
-        page = Page(cdp, url)
-        cdp.call("Page.navigate", url=url + "/")
+        page = Page(tab, url)
+        tab.goto(url + "/", wait_until="commit")
         hero = ".st-key-home_hero img"
-        _require(cdp.wait_for(f"(() => {{const i = document.querySelector('{hero}'); return !!i && i.complete && "
-                              "i.naturalWidth > 0;})()", 120, 0.02), "Home's opening result within 120 s", cdp)
+        _require(_wait_for(tab, f"(() => {{const i = document.querySelector('{hero}'); return !!i && i.complete && "
+                                "i.naturalWidth > 0;})()", 120), "Home's opening result within 120 s", tab)
         out["first result (Home's opening result) after health ms"] = round((time.time() - t_health) * 1000, 0)
-        cdp.wait_for("document.readyState === 'complete'", 60, 0.05)
-        cdp.js(PROBE_JS)
-        _require(cdp.wait_for("!!document.querySelector('.st-key-home_hero_open button')", 60, 0.02),
-                 "'Open it on Segment' button within 60 s", cdp)
+        _wait_for(tab, "document.readyState === 'complete'", 60)
+        tab.evaluate(PROBE_JS)
+        _require(_wait_for(tab, "!!document.querySelector('.st-key-home_hero_open button')", 60),
+                 "'Open it on Segment' button within 60 s", tab)
         s = page.update(".st-key-seg_figure", 1,
-                        lambda: cdp.js("document.querySelector('.st-key-home_hero_open button').click()"), 120)
+                        lambda: tab.evaluate("document.querySelector('.st-key-home_hero_open button').click()"), 120)
         out["Segment opened from Home, after health ms"] = round(s["origin"] + s["last"] - t_health * 1000, 0)
         out["Segment opened from Home, after click ms"] = round(s["last"] - s["t0"], 0)
         if first_only:
             return out
-        cdp.wait_idle(60, calm_polls=2, poll=0.3)
+        app_browser.wait_idle(tab, 60, calm=2, poll_ms=300)
         fig = ".st-key-seg_figure"
         keys = ["ArrowRight", "ArrowLeft"] * repeats
         out["segment threshold (slider) ms"] = [
@@ -210,13 +215,12 @@ def run(repeats: int, scans: list[Path], env: dict, log: Path, profile: Path,
         out["lab CLAHE slider ms"] = [  # always up: each value new, so never a cached what-if
             page.measure("[data-testid=stImage]", 2, lambda: page.key(_slider("lab_clahe_clip"), "ArrowRight"))
             for _ in range(repeats)]
-        cdp.click_text("button", "Reset")
-        cdp.wait_idle(60, calm_polls=2, poll=0.3)
+        app_browser.act(tab, tab.locator(".st-key-lab_reset button").first.click, 60)
         page.go("compare")
         out["compare three models, new scan ms"] = [
             page.measure("[class*=st-key-cmp_fig_]", 3, lambda p=p: page.upload(p))
             for p in scans[repeats:2 * repeats]]
-        out["exceptions on screen"] = cdp.js("document.querySelectorAll('[data-testid=stException]').length")
+        out["exceptions on screen"] = tab.evaluate("document.querySelectorAll('[data-testid=stException]').length")
     return out
 
 
@@ -239,7 +243,7 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory(prefix="nervseg-browser-bench-", ignore_cleanup_errors=True) as tmp:
             log = Path(tmp) / "streamlit.log"
             try:
-                res = run(args.repeats, scans, env, log, Path(tmp) / "profile", args.first_only)
+                res = run(args.repeats, scans, env, log, args.first_only)
             except Exception:
                 print("server log:\n" + log.read_text()[-3000:], file=sys.stderr)
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import time
 import zipfile
@@ -203,6 +204,14 @@ def test_compare_with_ground_truth_and_a_mismatched_mask(trio, data_root, kaggle
     at.radio(key="cmp_view").set_value(f"Errors ({card.classes[1]})").run()
     assert_clean(at)
     assert any("false negative" in m.value for m in at.markdown)
+    at.radio(key="cmp_view").set_value(f"All outlines ({card.classes[1]})").run()  # every model on one image
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2  # the one image + agreement, not three panels
+    legend = next(m.value for m in at.markdown if "one outline per model" in m.value)
+    from nervseg.display import viz
+
+    for k, c in enumerate(trio):  # each model named beside its outline colour, in the group's order
+        assert f"{viz.model_colour_hex(k)};border-radius:50%'></span></span>{c.arch_display}" in legend
     other = usgra_pair[1] if card.task == "kaggle-bp" else kaggle_pair[1]
     at.file_uploader[1].set_value((other.name, other.read_bytes(), "image/png")).run()
     assert_clean(at)
@@ -291,10 +300,28 @@ def test_lab_settings_apply_on_other_pages_until_reset(model, data_root):
     assert any("what-if: median 5, CLAHE clip=2" in str(s) for s in side)
     at.switch_page("pages/lab.py").run()
     assert at.slider(key="lab_clahe_clip").value == 2.0
-    at.button[0].click().run()
+    at.button(key="lab_reset").click().run()
     assert_clean(at)
     assert at.session_state["preprocess"] is None
     assert at.slider(key="lab_clahe_clip").value == float(model.preprocess.get("clahe_clip", 0.0))
+
+
+def test_lab_shows_dice_before_and_after_when_the_scan_has_its_mask(shipped_cards):
+    from nervseg.data import samples
+
+    card = next((c for c in shipped_cards if c.task == "usgra"), shipped_cards[0])
+    s = samples.bundled()[0]
+    at = run_app("pages/lab.py", model_id=card.id)
+    at.selectbox(key="lab_bundled").set_value(s.title).run()
+    assert_clean(at)
+    line = next(m.value for m in at.markdown if "Dice against" in m.value)
+    assert s.mask.name in line
+    pairs = re.findall(r"(\w+) (\d\.\d{3}) → <b>(\d\.\d{3})</b>", line)
+    assert [p[0] for p in pairs] == card.classes[1:]
+    assert all(before == after for _, before, after in pairs)  # no what-if yet: the same model, the same mask
+    at.slider(key="lab_clahe_clip").set_value(4.0).run()
+    assert_clean(at)
+    assert "Dice against" in next(m.value for m in at.markdown if "Dice against" in m.value)
 
 
 # ---------------------------------------------------------------- first sight: no data folder, no network

@@ -61,4 +61,4 @@ def test_class_figures_summarise_rows():
 def test_error_legend_names_each_colour():
     html = viz.error_legend_html()
     for name, (r, g, b) in viz.ERROR_COLOURS.items():
-        assert f"#{r:02x}{g:02x}{b:02x}'>■</span> {name}" in html
+        assert f"background:#{r:02x}{g:02x}{b:02x};" in html and f"</span>{name} (" in html

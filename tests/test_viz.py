@@ -146,7 +146,9 @@ def test_image_figure_sends_no_more_pixels_than_shown_and_keeps_coordinates():
     png = cv2.imdecode(np.frombuffer(base64.b64decode(src.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
     assert png.shape[:2] == (200, 400)
     assert fig.data[0].dx == pytest.approx(3.0)  # hover reads full-image pixels
-    assert fig.data[1].marker.showscale and fig.data[1].marker.colorscale
+    bar = fig.data[1]  # the colour bar: in the image's own axes, exactly its height, right of it
+    assert bar.y0 == 0 and bar.dy * 256 == pytest.approx(600) and bar.x0 > 1200
+    assert fig.layout.xaxis.range[1] > bar.x0 + 4 * bar.dx
     assert viz.image_figure(rgb[:100, :300], max_width=400).data[0].dx == 1.0
 
 
@@ -182,3 +184,44 @@ def test_timeline_figure_plots_area_and_confidence_per_frame():
     assert list(area.y) == [100, 101, 102, 103, 104] and list(conf.y) == [0.5] * 5
     assert list(area.x) == [0.0, 0.1, 0.2, 0.3, 0.4]
     assert fig.layout.shapes[0].x0 == 0.2  # the current frame's marker
+
+
+def _lab(rgb) -> np.ndarray:
+    return cv2.cvtColor(np.array([[rgb]], np.float32) / 255, cv2.COLOR_RGB2Lab)[0, 0]
+
+
+def test_error_colours_are_far_from_the_class_colours_and_each_other():
+    """An error map is never read as a class: CIE76 distance >= 50 from every class colour (the old
+    magenta false positive was 40 from the vessel's pink), and the three errors >= 50 apart."""
+    errors = list(viz.ERROR_COLOURS.values())
+    for e in errors:
+        for c in viz.CLASS_COLOURS.values():
+            assert np.linalg.norm(_lab(e) - _lab(c)) >= 50, (e, c)
+    for i, a in enumerate(errors):
+        for b in errors[i + 1:]:
+            assert np.linalg.norm(_lab(a) - _lab(b)) >= 50, (a, b)
+
+
+def test_model_outlines_draw_each_model_in_its_colour_on_its_own_boundary(scene):
+    img, mask = scene
+    other = np.zeros_like(mask)
+    other[20:35, 25:45] = 1
+    out = viz.model_outlines(img, [mask, other], class_id=1, truth=mask, thickness=1)
+    for k, m in enumerate([mask, other]):
+        drawn = (out == viz.MODEL_COLOURS[k]).all(axis=2)
+        assert drawn.any() and (drawn <= (m == 1)).all(), k  # on the model's own structure, its boundary
+        assert not drawn[m == 1].all()
+    assert viz.model_colour_hex(0) == viz.hex_colour(viz.MODEL_COLOURS[0])
+    plain = viz.model_outlines(img, [np.zeros_like(mask)], class_id=1)
+    np.testing.assert_array_equal(plain, viz.to_rgb(img))  # nothing marked, nothing drawn
+
+
+def test_colour_ramp_runs_from_one_at_the_top_to_zero():
+    ramp = viz.colour_ramp("Inferno")
+    assert ramp.shape == (256, 1, 3)
+    assert ramp[0].sum() > ramp[-1].sum()  # inferno: bright at 1, black at 0
+
+
+def test_swatches_have_a_rim_on_any_background():
+    assert "#8a8a8a" in viz.swatch_html("#ffffff") and "#8a8a8a" in viz.swatch_html("#ffffff", outline=True)
+    assert "#2b2b2b" in viz.swatch_html("#ffffff", outline=True)  # a white ring on a dark chip

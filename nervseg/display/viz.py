@@ -8,7 +8,8 @@ import numpy as np
 # RGB per class id; chosen to stay distinct on grey ultrasound and for red-green colour blindness.
 CLASS_COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 200, 0), 2: (230, 40, 120)}
 CLASS_LABELS: dict[int, str] = {1: "nerve", 2: "vessel"}
-ERROR_COLOURS = {"TP": (40, 200, 80), "FP": (230, 60, 200), "FN": (40, 160, 255)}
+# Error maps: green / orange / blue, each far (CIE Lab) from both class colours, so an error is never read as a class.
+ERROR_COLOURS = {"TP": (0, 190, 110), "FP": (255, 100, 0), "FN": (70, 170, 255)}
 # Ground-truth outlines, drawn over a prediction: light tones distinct from the class tints.
 TRUTH_COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 255, 255), 2: (0, 230, 255)}
 # Class ids 3, 4, ... (a task with more structures) take these in turn, tint and outline alike.
@@ -29,6 +30,17 @@ def class_colours(largest: int, truth: bool = False) -> dict[int, tuple[int, int
 
 def _colours_for(mask: np.ndarray, truth: bool = False) -> dict[int, tuple[int, int, int]]:
     return class_colours(int(mask.max()) if mask.size else 0, truth)
+
+# One outline colour per model when several models' outlines share one image (Okabe-Ito, colour-blind safe).
+MODEL_COLOURS: tuple[tuple[int, int, int], ...] = ((86, 180, 233), (230, 159, 0), (0, 200, 140), (204, 121, 167),
+                                                   (240, 228, 66))
+# The colour maps image_figure can draw a colour bar for, by plotly's name (the heatmaps use inferno).
+COLOUR_MAPS = {"Inferno": cv2.COLORMAP_INFERNO}
+
+
+def hex_colour(rgb: tuple[int, int, int]) -> str:
+    """(255, 200, 0) -> '#ffc800' (legends)."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -84,6 +96,24 @@ def error_map(image: np.ndarray, pred: np.ndarray, true: np.ndarray, class_id: i
     return overlay(image, codes, alpha, colours)
 
 
+def model_outlines(image: np.ndarray, masks: list[np.ndarray], class_id: int, truth: np.ndarray | None = None,
+                   thickness: int = 2) -> np.ndarray:
+    """Every model's outline of one class on one image, model k in MODEL_COLOURS[k] (cycled); the
+    ground truth's outline of that class in white underneath, thinner, when given."""
+    rgb = np.ascontiguousarray(to_rgb(image))
+    if truth is not None:
+        rgb = contours(rgb, (truth == class_id).astype(np.uint8), max(1, thickness - 1), {1: TRUTH_COLOURS[1]})
+    for k, mask in enumerate(masks):
+        colour = MODEL_COLOURS[k % len(MODEL_COLOURS)]
+        rgb = contours(rgb, (mask == class_id).astype(np.uint8), thickness, {1: colour})
+    return rgb
+
+
+def model_colour_hex(k: int) -> str:
+    """The hex colour of model k's outline in model_outlines (for its legend)."""
+    return hex_colour(MODEL_COLOURS[k % len(MODEL_COLOURS)])
+
+
 def disagreement_map(image: np.ndarray, masks: list[np.ndarray], alpha: float = 0.6) -> np.ndarray:
     """Pixels where the given masks do not all agree, in red on the image."""
     stack = np.stack(masks)
@@ -93,7 +123,7 @@ def disagreement_map(image: np.ndarray, masks: list[np.ndarray], alpha: float = 
 
 def legend(classes: list[str]) -> list[tuple[str, str]]:
     """(label, hex colour) for each foreground class present in `classes`."""
-    return [(name, "#{:02x}{:02x}{:02x}".format(*class_colour(cid))) for cid, name in enumerate(classes) if cid > 0]
+    return [(name, hex_colour(class_colour(cid))) for cid, name in enumerate(classes) if cid > 0]
 
 
 def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
@@ -111,10 +141,22 @@ def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
                     cv2.LINE_AA)
         y -= size + 10
     return out
+def swatch_html(colour: str, outline: bool = False) -> str:
+    """A legend chip readable on light and dark themes: a filled square with a grey rim, or (`outline`) a
+    ring of the colour on a dark chip, as an outline is drawn on the grey scan (a white ring stays visible
+    on a white page)."""
+    box = "display:inline-block;width:0.95em;height:0.95em;vertical-align:-0.12em;margin:0 0.3em 0 0.7em;"
+    if outline:
+        return (f"<span style='{box}background:#2b2b2b;border-radius:3px;box-shadow:0 0 0 1px #8a8a8a;"
+                f"position:relative'><span style='position:absolute;inset:0.17em;border:2px solid {colour};"
+                "border-radius:50%'></span></span>")
+    return f"<span style='{box}background:{colour};border-radius:2px;box-shadow:0 0 0 1px #8a8a8a'></span>"
+
+
 def error_legend_html() -> str:
     """HTML key to error_map's colours (for st.markdown with unsafe_allow_html)."""
-    chips = " ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {k}" for k, (r, g, b) in ERROR_COLOURS.items())
-    return chips + " (true positive, false positive, false negative)"
+    words = {"TP": "true positive", "FP": "false positive", "FN": "false negative"}
+    return " ".join(f"{swatch_html(hex_colour(rgb))}{k} ({words[k]})" for k, rgb in ERROR_COLOURS.items())
 
 
 def side_by_side(*images: np.ndarray, gap: int = 6) -> np.ndarray:
@@ -183,13 +225,20 @@ def letterbox(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def colour_ramp(name: str, steps: int = 256) -> np.ndarray:
+    """A (steps, 1, 3) RGB ramp of a COLOUR_MAPS map, 1 at the top and 0 at the bottom (a colour bar's pixels)."""
+    values = np.linspace(255, 0, steps).astype(np.uint8)[:, None]
+    return cv2.cvtColor(cv2.applyColorMap(values, COLOUR_MAPS[name]), cv2.COLOR_BGR2RGB)
+
+
 def image_figure(rgb: np.ndarray, max_width: int = 900, height: int | None = None,
                  colour_scale: tuple[str, str] | None = None, hover: str = "x %{x}, y %{y}"):
     """A zoomable plotly view of an RGB (or grey) image, sent as PNG, at most `max_width` wide.
 
     Pixel coordinates stay those of the full image (axis scaled), so a hover reads the
-    original position. `colour_scale` = (plotly scale name, title) adds a 0..1 colour bar
-    for a heatmap already blended into the image.
+    original position. `colour_scale` = (COLOUR_MAPS name, title) adds a 0..1 colour bar for a
+    heatmap already blended into the image: drawn in the image's own axes, beside it, so it is
+    exactly as tall as the image at any size.
     """
     import plotly.graph_objects as go
 
@@ -197,12 +246,20 @@ def image_figure(rgb: np.ndarray, max_width: int = 900, height: int | None = Non
     small = fit_width(to_rgb(rgb) if rgb.ndim == 2 else rgb, max_width)
     sx = w / small.shape[1]
     fig = go.Figure(go.Image(source=_data_url(small), x0=0, dx=sx, y0=0, dy=sx, hovertemplate=hover + "<extra></extra>"))
+    right = w
     if colour_scale:
         name, title = colour_scale
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-                                 marker=dict(colorscale=name, cmin=0, cmax=1, color=[0], showscale=True,
-                                             colorbar=dict(title=dict(text=title, side="right"), thickness=14))))
-    fig.update_xaxes(visible=False, range=[0, w], constrain="domain")
+        ramp = colour_ramp(name)
+        gap, bar = 0.03 * w, 0.05 * w
+        fig.add_trace(go.Image(source=_data_url(np.repeat(ramp, 4, axis=1)), x0=w + gap, dx=bar / 4, y0=0,
+                               dy=h / ramp.shape[0], hoverinfo="skip"))
+        right = w + gap + bar
+        for y, text, anchor in ((0, "1", "top"), (h, "0", "bottom")):
+            fig.add_annotation(x=right, y=y, text=text, showarrow=False, xanchor="left", yanchor=anchor, xshift=3)
+        fig.add_annotation(x=right, y=h / 2, text=title, textangle=-90, showarrow=False, xanchor="left",
+                           yanchor="middle", xshift=3)  # upright beside the bar: never wider than the figure
+        right += 0.08 * w  # room for the labels
+    fig.update_xaxes(visible=False, range=[0, right], constrain="domain")
     fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain", constraintoward="top")
     fig.update_layout(height=height or int(min(760, 720 * h / w)), margin=dict(l=0, r=0, t=0, b=0),
                       dragmode="pan", plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
