@@ -1,0 +1,161 @@
+"""A live session: frames in at the camera's rate, the newest overlay out, with readout, record and freeze.
+
+`LiveSession.submit(frame)` is the whole frame callback in array form: it offers the frame to the
+worker (newest wins, `nervseg.live.runner`) and returns at once the newest overlaid frame (the
+incoming frame itself until the first result is ready). Every piece of state is bounded: one frame
+waiting, one result, the last `window` timings, one recording of at most `Recorder.max_seconds`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from nervseg.display.viz import png_bytes
+from nervseg.live.processor import FrameProcessor, LiveResult, LiveSettings
+from nervseg.live.record import Recorder
+from nervseg.live.region import Crop, propose_crop
+from nervseg.live.runner import LatestOnlyRunner
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """The readout: overlays shown per second, model ms and server-side latency (medians of the last frames)."""
+
+    fps: float
+    model_ms: float
+    latency_ms: float
+    offered: int
+    processed: int
+    dropped: int
+    failed: int
+    frame_size: tuple[int, int] | None  # (width, height) of the incoming frames
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A frozen live frame: the segmented region and its mask, ready to open as a still."""
+
+    image: np.ndarray  # (h, w) uint8 grey, the crop
+    mask: np.ndarray  # (h, w) uint8 class ids
+    crop: Crop
+    model_id: str
+    taken: datetime
+
+    @property
+    def name(self) -> str:
+        return f"live-{self.taken:%Y%m%d-%H%M%S}.png"
+
+    def image_png(self) -> bytes:
+        return png_bytes(self.image)
+
+    def mask_png(self) -> bytes:
+        return png_bytes(self.mask)
+
+
+class LiveSession:
+    """Segments a stream with one FrameProcessor; thread-safe (frames arrive on the WebRTC thread)."""
+
+    def __init__(self, processor: FrameProcessor, window: int = 60, recorder: Recorder | None = None,
+                 clock=time.monotonic, proposal_frames: int = 8):
+        self.processor = processor
+        self.clock = clock
+        self.recorder = recorder or Recorder()
+        self._lock = threading.Lock()
+        self._done_at: deque[float] = deque(maxlen=window)
+        self._model_ms: deque[float] = deque(maxlen=window)
+        self._latency_ms: deque[float] = deque(maxlen=window)
+        self._recent: deque[np.ndarray] = deque(maxlen=proposal_frames)  # small grey copies for the crop proposal
+        self._size: tuple[int, int] | None = None
+        self._runner: LatestOnlyRunner = LatestOnlyRunner(self._work)
+
+    @property
+    def model_id(self) -> str:
+        return self.processor.segmenter.card.id
+
+    def update(self, settings: LiveSettings) -> None:
+        """New settings from the page; the next frame uses them."""
+        self.processor.settings = settings
+
+    # -------------------------------------------------------------- frames
+
+    def submit(self, frame: np.ndarray) -> np.ndarray:
+        """Offer an (H, W, 3) RGB frame; return the newest overlaid frame (this frame until one is ready)."""
+        self._size = (int(frame.shape[1]), int(frame.shape[0]))
+        self._runner.offer((frame, self.clock()))
+        latest = self._runner.latest()
+        if latest is None or latest.frame.shape != frame.shape:
+            return frame
+        return latest.frame
+
+    def _work(self, item: tuple[np.ndarray, float]) -> LiveResult:
+        frame, captured_at = item
+        result = self.processor.process(frame, captured_at)
+        with self._lock:
+            self._done_at.append(result.done_at)
+            self._model_ms.append(result.model_ms)
+            self._latency_ms.append(result.latency_ms)
+            self._recent.append(_small_grey(frame))
+        self.recorder.add(result.frame, result.done_at)
+        return result
+
+    def latest(self) -> LiveResult | None:
+        return self._runner.latest()
+
+    # -------------------------------------------------------------- readout, crop, freeze, record
+
+    def stats(self) -> LiveStats:
+        r = self._runner
+        with self._lock:
+            done = list(self._done_at)
+            fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) >= 2 and done[-1] > done[0] else 0.0
+            if done and self.clock() - done[-1] > 2.0:  # nothing new for a while: not live now
+                fps = 0.0
+            model = statistics.median(self._model_ms) if self._model_ms else float("nan")
+            latency = statistics.median(self._latency_ms) if self._latency_ms else float("nan")
+        return LiveStats(fps, model, latency, r.offered, r.processed, r.dropped, r.failed, self._size, r.last_error)
+
+    def propose_crop(self) -> Crop | None:
+        """The image region proposed from the last few frames' static border, in full-frame pixels."""
+        with self._lock:
+            recent = list(self._recent)
+        if not recent:
+            return None
+        small = propose_crop(recent)
+        if small is None:
+            return None
+        s = _SMALL
+        return Crop(small.x * s, small.y * s, small.w * s, small.h * s)
+
+    def freeze(self) -> Snapshot | None:
+        """The newest segmented frame as a still (None before the first)."""
+        r = self.latest()
+        if r is None:
+            return None
+        return Snapshot(r.image.copy(), r.mask.copy(), r.crop, self.model_id, datetime.now(timezone.utc))
+
+    def start_recording(self) -> None:
+        self.recorder.start()
+
+    def stop_recording(self) -> bytes | None:
+        return self.recorder.stop()
+
+    def close(self) -> None:
+        """Stop the worker and drop any recording in progress."""
+        self._runner.stop()
+        self.recorder.stop()
+
+
+_SMALL = 4  # the crop proposal looks at every 4th pixel: enough for a region, 16 times less to keep
+
+
+def _small_grey(frame: np.ndarray) -> np.ndarray:
+    sub = frame[::_SMALL, ::_SMALL]
+    return np.ascontiguousarray(sub.mean(axis=2).astype(np.uint8) if sub.ndim == 3 else sub)
