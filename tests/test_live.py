@@ -153,23 +153,22 @@ def test_session_state_stays_bounded_and_freeze_gives_the_segmented_region(segme
     session = LiveSession(FrameProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)), window=5,
                           recorder=Recorder(max_seconds=0.5, fps=10))
     try:
-        assert session.freeze() is None
-        first = session.submit(frames[0])
-        assert first is frames[0]  # nothing ready yet: the frame itself, never a wait
+        assert session.freeze() is None and session.wait_newer(0, 0.01) is None
         session.start_recording()
         for k in range(40):  # frames arrive much faster than the model: most are dropped
-            session.submit(frames[k % len(frames)])
+            session.offer(frames[k % len(frames)])
             time.sleep(0.01)
         deadline = time.monotonic() + 20
         while session.stats().processed < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         stats = session.stats()
-        assert stats.offered == 41 and stats.dropped > 0 and stats.processed >= 3
+        assert stats.offered == 40 and stats.dropped > 0 and stats.processed >= 3
         assert stats.processed + stats.dropped + session._runner.waiting <= stats.offered
         assert len(session._done_at) <= 5 and len(session._recent) <= 8 and session._runner.waiting <= 1
         assert stats.model_ms > 0 and stats.frame_size == (640, 480)
-        shown = session.submit(frames[0])
-        assert tinted(shown).any()  # the newest overlay is what goes back
+        seq, newest = session.wait_newer(0, 1.0)
+        assert seq == session.stats().processed and tinted(newest.frame).any()  # what goes back: the overlay
+        assert session.wait_newer(seq, 0.05) is None  # each overlay is handed out once
         snap = session.freeze()
         assert snap.image.shape == snap.mask.shape == (synthetic.IMAGE_BOX.h, synthetic.IMAGE_BOX.w)
         np.testing.assert_array_equal(snap.mask, segmenter.predict(snap.image).mask)
@@ -182,6 +181,49 @@ def test_session_state_stays_bounded_and_freeze_gives_the_segmented_region(segme
     finally:
         session.close()
     assert not session._runner.alive
+
+
+def test_overlay_track_pulls_a_source_and_sends_each_new_overlay_once(segmenter, frames):
+    """The WebRTC wiring without a browser: a 30 frames/s source track in, overlaid av frames out."""
+    import asyncio
+
+    import av
+    from aiortc import MediaStreamTrack
+
+    from nervseg.live.stream import OverlayTrack
+
+    class Camera(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self):
+            super().__init__()
+            self.sent = 0
+
+        async def recv(self):
+            await asyncio.sleep(1 / 30)
+            f = av.VideoFrame.from_ndarray(frames[self.sent % len(frames)], format="rgb24")
+            self.sent += 1
+            return f
+
+    camera = Camera()
+    session = LiveSession(FrameProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)))
+    track = OverlayTrack(session, upstream=lambda: camera)
+
+    async def run():
+        out = [await asyncio.wait_for(track.recv(), 30) for _ in range(3)]
+        track.stop()
+        await asyncio.sleep(0.1)
+        return out
+
+    try:
+        out = asyncio.run(run())
+    finally:
+        session.close()
+    assert [f.pts for f in out] == sorted(set(f.pts for f in out))  # increasing timestamps
+    assert all(tinted(f.to_ndarray(format="rgb24")).any() for f in out)
+    stats = session.stats()
+    assert camera.sent > stats.processed >= 3 and stats.dropped > 0  # the source ran at its pace, stale frames dropped
+    assert camera.readyState == "ended"  # stopping the track stops its source
 
 
 def test_recorder_keeps_real_time_and_stops_at_its_limit():

@@ -28,6 +28,7 @@ class LatestOnlyRunner(Generic[In, Out]):
         self._pending: In | None = None
         self._has_pending = False
         self._latest: Out | None = None
+        self._seq = 0  # results so far: a reader waits for one newer than it has seen
         self._stopped = False
         self.offered = self.processed = self.dropped = self.failed = 0
         self.last_error: str | None = None
@@ -43,11 +44,20 @@ class LatestOnlyRunner(Generic[In, Out]):
             if self._has_pending:
                 self.dropped += 1
             self._pending, self._has_pending = item, True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def latest(self) -> Out | None:
         with self._cond:
             return self._latest
+
+    def wait_newer(self, seen: int, timeout: float) -> tuple[int, Out] | None:
+        """(sequence number, result) of a result newer than number `seen`, waiting up to `timeout` s;
+        None on timeout or once stopped."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > seen or self._stopped, timeout)
+            if self._seq > seen and not self._stopped:
+                return self._seq, self._latest
+            return None
 
     @property
     def waiting(self) -> int:
@@ -78,6 +88,8 @@ class LatestOnlyRunner(Generic[In, Out]):
             with self._cond:
                 self._latest = out
                 self.processed += 1
+                self._seq += 1
+                self._cond.notify_all()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the worker (the frame in progress finishes; the waiting one is dropped)."""

@@ -1,8 +1,8 @@
 """A live session: frames in at the camera's rate, the newest overlay out, with readout, record and freeze.
 
-`LiveSession.submit(frame)` is the whole frame callback in array form: it offers the frame to the
-worker (newest wins, `nervseg.live.runner`) and returns at once the newest overlaid frame (the
-incoming frame itself until the first result is ready). Every piece of state is bounded: one frame
+`LiveSession.offer(frame)` hands a frame to the worker (newest wins, `nervseg.live.runner`) and
+returns at once; `wait_newer` gives each new overlaid frame once, which is what goes back to the
+viewer (so only new overlays are encoded and sent). Every piece of state is bounded: one frame
 waiting, one result, the last `window` timings, one recording of at most `Recorder.max_seconds`.
 """
 
@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -86,17 +87,22 @@ class LiveSession:
 
     # -------------------------------------------------------------- frames
 
-    def submit(self, frame: np.ndarray) -> np.ndarray:
-        """Offer an (H, W, 3) RGB frame; return the newest overlaid frame (this frame until one is ready)."""
-        self._size = (int(frame.shape[1]), int(frame.shape[0]))
-        self._runner.offer((frame, self.clock()))
-        latest = self._runner.latest()
-        if latest is None or latest.frame.shape != frame.shape:
-            return frame
-        return latest.frame
+    def offer(self, frame, captured_at: float | None = None, convert: Callable[[object], np.ndarray] | None = None) -> None:
+        """Hand a frame over to the worker and return at once (a frame still waiting is dropped).
 
-    def _work(self, item: tuple[np.ndarray, float]) -> LiveResult:
-        frame, captured_at = item
+        `convert` turns `frame` into an (H, W, 3) RGB array on the worker, so a frame that is dropped is
+        never converted (a WebRTC frame is YUV until asked).
+        """
+        self._runner.offer((frame, self.clock() if captured_at is None else captured_at, convert))
+
+    def wait_newer(self, seen: int, timeout: float) -> tuple[int, LiveResult] | None:
+        """(number, result) of a result newer than number `seen`, waiting up to `timeout` s (None if none)."""
+        return self._runner.wait_newer(seen, timeout)
+
+    def _work(self, item: tuple) -> LiveResult:
+        frame, captured_at, convert = item
+        frame = convert(frame) if convert is not None else frame
+        self._size = (int(frame.shape[1]), int(frame.shape[0]))
         result = self.processor.process(frame, captured_at)
         with self._lock:
             self._done_at.append(result.done_at)

@@ -4,7 +4,7 @@
   `NERVSEG_LIVE_DEVICE=/dev/video0` (Linux V4L2; PyAV / FFmpeg opens it);
 - a recorded clip played as if live, looping at its own frame rate: the shared bp-videos clips when
   the data is present, and a synthetic clip made from the bundled scans (always there).
-Each source is an aiortc `MediaPlayer` factory, which is what streamlit-webrtc's `player_factory` takes.
+Each source opens as an aiortc video track (`Source.video_track`), which `nervseg.live.stream.OverlayTrack` pulls.
 """
 
 from __future__ import annotations
@@ -26,13 +26,18 @@ class Source:
     path: str
     device: bool = False  # a capture device (V4L2) rather than a file
 
-    def player(self):
-        """A new aiortc MediaPlayer over this source (a file loops; a device at 640x480, 30 frames/s)."""
+    def video_track(self):
+        """A new video track over this source (aiortc MediaPlayer: a file loops at its own frame rate,
+        a device is opened at 640x480, 30 frames/s)."""
         from aiortc.contrib.media import MediaPlayer
 
         if self.device:
-            return MediaPlayer(self.path, format="v4l2", options={"video_size": "640x480", "framerate": "30"})
-        return MediaPlayer(self.path, loop=True, decode=True)
+            player = MediaPlayer(self.path, format="v4l2", options={"video_size": "640x480", "framerate": "30"})
+        else:
+            player = MediaPlayer(self.path, loop=True, decode=True)
+        if player.video is None:
+            raise ValueError(f"{self.path} has no video")
+        return player.video
 
 
 def device_source() -> Source | None:

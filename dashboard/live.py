@@ -1,0 +1,88 @@
+"""Streamlit glue for the Live page: one LiveSession per browser session and model, its settings and sources.
+
+The session (worker thread, smoothing state, recording) lives in st.session_state under LIVE_KEY and is
+closed when the model changes, so a browser session holds one at a time.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import common as ac
+from nervseg.live import sources
+from nervseg.live.processor import FrameProcessor, LiveSettings
+from nervseg.live.region import Crop
+from nervseg.live.session import LiveSession
+from nervseg.live.stream import OverlayTrack
+
+LIVE_KEY = "live_session"  # (model id, weights sha256, LiveSession)
+TRACK_KEY = "live_track"  # (source label, OverlayTrack) of the stream being shown
+CROP_KEY = "live_crop"  # the image region kept for the browser session: Crop or None (the whole frame)
+CAMERA = "Camera in this browser (a capture card shows up as a camera)"
+
+
+def live_session(card) -> LiveSession:
+    """The browser session's LiveSession for this model (made once; the previous model's is closed)."""
+    held = st.session_state.get(LIVE_KEY)
+    if held and held[:2] == (card.id, card.weights_sha256):
+        return held[2]
+    if held:
+        held[2].close()
+        drop_track()
+    session = LiveSession(FrameProcessor(ac.get_segmenter(card.id)))
+    st.session_state[LIVE_KEY] = (card.id, card.weights_sha256, session)
+    return session
+
+
+def overlay_track(session: LiveSession, label: str, source: sources.Source | None) -> OverlayTrack:
+    """The outgoing track for this source: kept while it is live, a new one after a stop or a new source."""
+    held = st.session_state.get(TRACK_KEY)
+    if held and held[0] == label and held[1].session is session and held[1].readyState == "live":
+        return held[1]
+    drop_track()
+    upstream = sources.resolve(source).video_track if source is not None else None
+    track = OverlayTrack(session, upstream)
+    st.session_state[TRACK_KEY] = (label, track)
+    return track
+
+
+def drop_track() -> None:
+    """Stop the outgoing track (and a server source it pulls), e.g. when the stream stops."""
+    held = st.session_state.pop(TRACK_KEY, None)
+    if held:
+        held[1].stop()
+
+
+def source_options() -> dict[str, sources.Source | None]:
+    """Label -> source: the browser's camera (None), the server's device when configured, clips as if live."""
+    out: dict[str, sources.Source | None] = {CAMERA: None}
+    dev = sources.device_source()
+    if dev is not None:
+        out[dev.label] = dev
+    for s in sources.clip_sources():
+        out[s.label] = s
+    return out
+
+
+def current_crop() -> Crop | None:
+    return st.session_state.get(CROP_KEY)
+
+
+def set_crop(crop: Crop | None) -> None:
+    st.session_state[CROP_KEY] = crop
+
+
+def settings(view: str, alpha: float, smoothing: float) -> LiveSettings:
+    return LiveSettings(view=view, alpha=alpha, smoothing=smoothing, crop=current_crop(),
+                        preprocess=ac.current_preprocess())
+
+
+def streaming_available() -> bool:
+    """Whether streamlit-webrtc can run here: it looks its browser session up in the running Streamlit
+    server, which a script run outside one (Streamlit's AppTest) does not have."""
+    from streamlit_webrtc.session_info import get_this_session_info
+
+    try:
+        return get_this_session_info() is not None
+    except (AttributeError, RuntimeError):
+        return False
