@@ -9,28 +9,44 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common as ac
+from nervseg.inference.segmenter import Segmenter
 from nervseg.live import sources
 from nervseg.live.processor import FrameProcessor, LiveSettings
 from nervseg.live.region import Crop
 from nervseg.live.session import LiveSession
 from nervseg.live.stream import OverlayTrack
 
-LIVE_KEY = "live_session"  # (model id, weights sha256, LiveSession)
+LIVE_KEY = "live_session"  # ((model id, weights sha256, live size or None), LiveSession)
 TRACK_KEY = "live_track"  # (source label, OverlayTrack) of the stream being shown
 CROP_KEY = "live_crop"  # the image region kept for the browser session: Crop or None (the whole frame)
 CAMERA = "Camera in this browser (a capture card shows up as a camera)"
 
 
-def live_session(card) -> LiveSession:
-    """The browser session's LiveSession for this model (made once; the previous model's is closed)."""
+@st.cache_resource(show_spinner="Loading the model at the live size…", max_entries=4)
+def _resized_segmenter(model_id: str, weights_sha256: str, size: int) -> Segmenter:
+    """The card's model at a smaller square input size (shared by every session; the card's own size is the pool's)."""
+    return Segmenter(ac.card_by_id(model_id), input_size=(size, size))
+
+
+def live_sizes(card) -> list[int]:
+    """Input sizes offered for live use: the card's own first, then smaller multiples of 32 down to 128."""
+    own = min(int(v) for v in card.input_size)
+    return [own] + [s for s in (224, 192, 160, 128) if s < own]
+
+
+def live_session(card, size: int | None = None) -> LiveSession:
+    """The browser session's LiveSession for this model and input size (made once; a previous one is closed)."""
+    own = size is None or size == live_sizes(card)[0]
+    key = (card.id, card.weights_sha256, None if own else size)
     held = st.session_state.get(LIVE_KEY)
-    if held and held[:2] == (card.id, card.weights_sha256):
-        return held[2]
+    if held and held[0] == key:
+        return held[1]
     if held:
-        held[2].close()
+        held[1].close()
         drop_track()
-    session = LiveSession(FrameProcessor(ac.get_segmenter(card.id)))
-    st.session_state[LIVE_KEY] = (card.id, card.weights_sha256, session)
+    seg = ac.get_segmenter(card.id) if own else _resized_segmenter(card.id, card.weights_sha256, size)
+    session = LiveSession(FrameProcessor(seg))
+    st.session_state[LIVE_KEY] = (key, session)
     return session
 
 

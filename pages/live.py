@@ -22,7 +22,6 @@ if card is None:
     ac.no_models_notice()
     st.stop()
 
-session = live.live_session(card)
 options = live.source_options()
 src_col, view_col = st.columns([3, 2])
 with src_col:
@@ -31,6 +30,12 @@ with src_col:
                               "stream, through the same processing as a camera.")
 with view_col:
     view = st.segmented_control("View", list(VIEWS), default="overlay", key="live_view") or "overlay"
+sizes = live.live_sizes(card)
+size = st.select_slider(
+    "Model input size (px)", sizes[::-1], value=sizes[0], key=f"live_size_{card.id}",
+    format_func=lambda v: f"{v} (the card's)" if v == sizes[0] else str(v),
+    help="Smaller is faster but less accurate: the model was trained at the card's size.")
+session = live.live_session(card, size)
 a_col, s_col = st.columns(2)
 alpha = a_col.slider("Overlay opacity", 0.1, 0.9, 0.45, 0.05, key="live_alpha")
 smoothing = s_col.slider("Temporal smoothing", 0.0, 0.95, 0.0, 0.05, key="live_smoothing",
@@ -80,7 +85,7 @@ def readout() -> None:
               help="Frames that arrived while the model was busy: skipped, so the picture never lags behind.")
     if s.frame_size:
         crop = live.current_crop()
-        st.caption(f"Incoming {s.frame_size[0]}x{s.frame_size[1]} · {card.name} · region: "
+        st.caption(f"Incoming {s.frame_size[0]}x{s.frame_size[1]} · {card.name} at {size} px · region: "
                    + (crop.as_text() if crop else "the whole frame")
                    + (f" · recording {session.recorder.seconds:.0f} s of at most {session.recorder.max_seconds:.0f} s"
                       + (" (full)" if session.recorder.full else "") if session.recorder.active else ""))

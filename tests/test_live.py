@@ -256,3 +256,17 @@ def test_offline_rtc_configuration_names_no_server():
     from nervseg.live.stream import OFFLINE_RTC_CONFIGURATION
 
     assert OFFLINE_RTC_CONFIGURATION == {"iceServers": []}
+
+
+def test_the_cards_model_at_a_stated_smaller_size(segmenter, frames):
+    from nervseg.inference.segmenter import Segmenter
+
+    region = frames[0][synthetic.IMAGE_BOX.slices()].mean(axis=2).astype(np.uint8)
+    same = Segmenter(segmenter.card, input_size=tuple(segmenter.card.input_size)).predict(region)
+    np.testing.assert_array_equal(same.mask, segmenter.predict(region).mask)  # the card's size: unchanged
+    small = Segmenter(segmenter.card, input_size=(128, 128))
+    assert (small.height, small.width) == (128, 128) and small.engine_name == segmenter.engine_name
+    pred = small.predict(region)
+    assert pred.mask.shape == region.shape and pred.probs_small.shape[1:] == (128, 128)
+    with pytest.raises(ValueError):
+        Segmenter(segmenter.card, input_size=(100, 100))

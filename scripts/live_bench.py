@@ -1,0 +1,127 @@
+"""Live benchmark: overlaid frames per second shown in the browser, and camera -> overlay latency, per model.
+
+    .venv/bin/python scripts/live_bench.py [--models usgra-unet ...] [--seconds 20] [--warmup 10]
+                                           [--threads 1] [--no-crop] [--json FILE]
+
+For each model: the app as `make app` starts it (dashboard.serve) with only that model in its folder (so it
+is the Live page's model), Debian's chromium with a 640x480, 30 frames/s fake camera (a y4m of the bundled
+usgra-seg scans in a scanner-like frame, each frame's index stamped in a corner; nervseg.live.synthetic),
+Live opened, Start pressed, the image region proposed from the stream (unless --no-crop), `--warmup` s
+left to settle, then `--seconds` s measured:
+
+- shown frames/s: new overlaid frames presented by the page's <video> per second (index changes seen by
+  requestVideoFrameCallback);
+- latency: for each new frame shown, the time since the same stamped frame was presented on a hidden
+  copy of the local camera track in the same page (camera -> server -> model -> overlay -> browser);
+  median and 90th percentile;
+- the page's own readout (model ms, server latency, frames dropped) and the server's RSS at the start and
+  end of the window (`--report-every` prints each window of a long run, e.g. --seconds 300 --report-every 60).
+Lives outside nervseg/ because it drives the Streamlit app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dashboard import live_browser as lb  # noqa: E402
+from nervseg.models import cards as ncards  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_model_folder(card, folder: Path) -> Path:
+    """A models folder holding only `card` (links to its card, weights and ONNX graph)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = card.weights_path()
+    for p in {weights, weights.with_suffix(".onnx"), weights.parent / f"{card.id}.json"}:
+        if p.exists():
+            (folder / p.name).symlink_to(p.resolve())
+    return folder
+
+
+def window(shown: list, t_from: float, t_to: float) -> dict:
+    """Figures of the new frames shown between page times t_from and t_to (ms)."""
+    new = [r for a, r in zip(shown, shown[1:]) if r[0] != a[0] and t_from <= r[1] < t_to]
+    lat = sorted(r[2] for r in new if r[2] is not None)
+    seconds = (t_to - t_from) / 1000
+    return {"shown_fps": round(len(new) / seconds, 2) if seconds > 0 else float("nan"),
+            "latency_ms_median": round(statistics.median(lat), 1) if lat else None,
+            "latency_ms_p90": round(lat[int(0.9 * (len(lat) - 1))], 1) if lat else None,
+            "frames": len(new)}
+
+
+def bench_model(card, camera: Path, args, work: Path) -> dict:
+    models = one_model_folder(card, work / card.id)
+    env = {"NERVSEG_MODELS": str(models), "NERVSEG_THREADS": str(args.threads)}
+    with lb.served_app(work / f"{card.id}.log", env=env) as (url, proc):
+        with lb.fake_camera_page(camera) as page:
+            frame, video = lb.start_live(page, url)
+            if lb.wait_for_overlay(frame, video, 180) < 0.002:
+                return {"model": card.id, "error": "no overlay within 180 s"}
+            if not args.no_crop:
+                page.get_by_role("button", name="Propose from the stream").click()
+                time.sleep(1)
+            time.sleep(args.warmup)
+            now = lambda: frame.evaluate("() => performance.now()")  # noqa: E731
+            t0, rss0 = now(), rss_mb(proc.pid)
+            windows = []
+            step = args.report_every or args.seconds
+            for k in range(int(args.seconds // step)):
+                time.sleep(step)
+                t1 = now()
+                w = window(lb.timings(frame), t1 - step * 1000, t1)
+                w["rss_mb"] = round(rss_mb(proc.pid), 1)
+                w["readout"] = lb.page_metrics(page)
+                windows.append(w)
+                if args.report_every:
+                    print(f"  {card.id} {(k + 1) * step:.0f} s: {w}", flush=True)
+            t1 = now()
+            out = {"model": card.id, "input_size": list(card.input_size), **window(lb.timings(frame), t0, t1),
+                   "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss_mb(proc.pid), 1),
+                   "readout": lb.page_metrics(page)}
+            if len(windows) > 1:
+                out["windows"] = windows
+            return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="*", help="model ids (default: every shipped model)")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--report-every", type=float, default=0.0, help="print a window's figures every N s")
+    ap.add_argument("--threads", type=int, default=1, help="NERVSEG_THREADS for the app (1 is best on 2 busy cores)")
+    ap.add_argument("--no-crop", action="store_true", help="segment the whole frame, not the proposed image region")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    cards = ncards.available()
+    if args.models:
+        cards = [c for c in cards if c.id in args.models]
+    with tempfile.TemporaryDirectory(prefix="nervseg-live-bench-") as tmp:
+        work = Path(tmp)
+        camera = lb.make_camera_file(work / "camera.y4m", n_frames=150, frames_per_scan=75)
+        results = []
+        for card in cards:
+            r = bench_model(card, camera, args, work)
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
