@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import common as ac
 from nervseg.inference.segmenter import Segmenter
 from nervseg.live import sources
-from nervseg.live.processor import FrameProcessor, LiveSettings
+from nervseg.live.processor import FrameProcessor, LiveSettings, live_sizes
 from nervseg.live.region import Crop
 from nervseg.live.session import LiveSession
 from nervseg.live.stream import OverlayTrack
@@ -28,15 +28,9 @@ def _resized_segmenter(model_id: str, weights_sha256: str, size: int) -> Segment
     return Segmenter(ac.card_by_id(model_id), input_size=(size, size))
 
 
-def live_sizes(card) -> list[int]:
-    """Input sizes offered for live use: the card's own first, then smaller multiples of 32 down to 128."""
-    own = min(int(v) for v in card.input_size)
-    return [own] + [s for s in (224, 192, 160, 128) if s < own]
-
-
 def live_session(card, size: int | None = None) -> LiveSession:
     """The browser session's LiveSession for this model and input size (made once; a previous one is closed)."""
-    own = size is None or size == live_sizes(card)[0]
+    own = size is None or size == live_sizes(card.input_size)[0]
     key = (card.id, card.weights_sha256, None if own else size)
     held = st.session_state.get(LIVE_KEY)
     if held and held[0] == key:

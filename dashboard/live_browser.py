@@ -155,10 +155,18 @@ def fake_camera_page(camera: Path, width: int = 1280, height: int = 1000):
             browser.close()
 
 
-def start_live(page, base_url: str, timeout_s: float = 120.0):
-    """Open Live, press Start in the streamlit-webrtc component; returns its frame and shown <video>."""
+def start_live(page, base_url: str, timeout_s: float = 120.0, size_steps: int = 0):
+    """Open Live (moving the model input size `size_steps` down from the card's), press Start in the
+    streamlit-webrtc component; returns its frame and shown <video>."""
     page.goto(f"{base_url}/live", timeout=timeout_s * 1000)
     iframe = page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=timeout_s * 1000)
+    if size_steps:
+        slider = page.locator("[data-testid=stSlider]", has_text="Model input size").get_by_role("slider")
+        for _ in range(size_steps):
+            slider.press("ArrowLeft")
+        time.sleep(2)
+        page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_s * 1000)
+        iframe = page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=timeout_s * 1000)
     frame = iframe.content_frame()
     frame.get_by_role("button", name="Start").click(timeout=timeout_s * 1000)
     video = frame.wait_for_selector("video:not([data-nervseg-local])", timeout=timeout_s * 1000)

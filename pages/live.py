@@ -9,7 +9,7 @@ from streamlit_webrtc import WebRtcMode, create_video_sink_track, webrtc_streame
 from dashboard import common as ac
 from dashboard import live
 from dashboard.scan import _set_current
-from nervseg.live.processor import VIEWS
+from nervseg.live.processor import VIEWS, live_sizes
 from nervseg.live.region import Crop
 from nervseg.live.stream import MEDIA_CONSTRAINTS, OFFLINE_RTC_CONFIGURATION, sink_callback
 
@@ -30,7 +30,7 @@ with src_col:
                               "stream, through the same processing as a camera.")
 with view_col:
     view = st.segmented_control("View", list(VIEWS), default="overlay", key="live_view") or "overlay"
-sizes = live.live_sizes(card)
+sizes = live_sizes(card.input_size)
 size = st.select_slider(
     "Model input size (px)", sizes[::-1], value=sizes[0], key=f"live_size_{card.id}",
     format_func=lambda v: f"{v} (the card's)" if v == sizes[0] else str(v),

@@ -1,6 +1,6 @@
 """Live benchmark: overlaid frames per second shown in the browser, and camera -> overlay latency, per model.
 
-    .venv/bin/python scripts/live_bench.py [--models usgra-unet ...] [--seconds 20] [--warmup 10]
+    .venv/bin/python scripts/live_bench.py [--models usgra-unet ...] [--size 160] [--seconds 20] [--warmup 10]
                                            [--threads 1] [--no-crop] [--json FILE]
 
 For each model: the app as `make app` starts it (dashboard.serve) with only that model in its folder (so it
@@ -64,17 +64,30 @@ def window(shown: list, t_from: float, t_to: float) -> dict:
             "frames": len(new)}
 
 
+def size_steps(card, size: int | None) -> int:
+    """How many steps down the Live page's size slider `size` is from the card's own (0: the card's)."""
+    from nervseg.live.processor import live_sizes
+
+    sizes = live_sizes(card.input_size)
+    if size is None or size == sizes[0]:
+        return 0
+    if size not in sizes:
+        raise SystemExit(f"{card.id}: live sizes are {sizes}, not {size}")
+    return sizes.index(size)
+
+
 def bench_model(card, camera: Path, args, work: Path) -> dict:
     models = one_model_folder(card, work / card.id)
     env = {"NERVSEG_MODELS": str(models), "NERVSEG_THREADS": str(args.threads)}
     with lb.served_app(work / f"{card.id}.log", env=env) as (url, proc):
         with lb.fake_camera_page(camera) as page:
-            frame, video = lb.start_live(page, url)
+            frame, video = lb.start_live(page, url, size_steps=size_steps(card, args.size))
             if lb.wait_for_overlay(frame, video, 180) < 0.002:
                 return {"model": card.id, "error": "no overlay within 180 s"}
             if not args.no_crop:
-                page.get_by_role("button", name="Propose from the stream").click()
-                time.sleep(1)
+                time.sleep(2)
+                page.get_by_role("button", name="Propose from the stream").click(timeout=120_000)
+                time.sleep(2)
             time.sleep(args.warmup)
             now = lambda: frame.evaluate("() => performance.now()")  # noqa: E731
             t0, rss0 = now(), rss_mb(proc.pid)
@@ -90,7 +103,8 @@ def bench_model(card, camera: Path, args, work: Path) -> dict:
                 if args.report_every:
                     print(f"  {card.id} {(k + 1) * step:.0f} s: {w}", flush=True)
             t1 = now()
-            out = {"model": card.id, "input_size": list(card.input_size), **window(lb.timings(frame), t0, t1),
+            size = args.size if size_steps(card, args.size) else list(card.input_size)
+            out = {"model": card.id, "input_size": size, **window(lb.timings(frame), t0, t1),
                    "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss_mb(proc.pid), 1),
                    "readout": lb.page_metrics(page)}
             if len(windows) > 1:
@@ -101,6 +115,7 @@ def bench_model(card, camera: Path, args, work: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="*", help="model ids (default: every shipped model)")
+    ap.add_argument("--size", type=int, help="the model's input size on Live (default: the card's own)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--report-every", type=float, default=0.0, help="print a window's figures every N s")

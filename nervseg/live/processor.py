@@ -26,6 +26,13 @@ VIEWS = ("overlay", "contours", "probability")
 CROP_OUTLINE = (90, 90, 90)  # RGB of the thin frame drawn around the segmented region
 
 
+def live_sizes(input_size) -> list[int]:
+    """Model input sizes offered for live use: the card's own (its shorter side stands for it) first, then
+    smaller square multiples of 32 down to 128 (faster, less accurate; `Segmenter(input_size=...)`)."""
+    own = min(int(v) for v in input_size)
+    return [own] + [s for s in (224, 192, 160, 128) if s < own]
+
+
 @dataclass(frozen=True)
 class LiveSettings:
     """How live frames are segmented and drawn; replaced as a whole when the user changes one."""
