@@ -1,7 +1,7 @@
 """Streamlit glue for the Live page: one LiveSession per browser session and model, its settings and sources.
 
-The session (worker thread, smoothing state, recording) lives in st.session_state under LIVE_KEY and is
-closed when the model changes, so a browser session holds one at a time.
+The session (worker thread, smoothing state, recording) lives in st.session_state under LIVE_KEY, one per
+browser session; another model or size swaps its processor, so a running stream goes on with it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from nervseg.live.region import Crop
 from nervseg.live.session import LiveSession
 from nervseg.live.stream import OverlayTrack
 
-LIVE_KEY = "live_session"  # ((model id, weights sha256, live size or None), LiveSession)
+LIVE_KEY = "live_session"  # ((model id, weights sha256, live size or None), the browser session's LiveSession)
 TRACK_KEY = "live_track"  # (source label, OverlayTrack) of the stream being shown
 CROP_KEY = "live_crop"  # the image region kept for the browser session: Crop or None (the whole frame)
 CAMERA = "Camera in this browser (a capture card shows up as a camera)"
@@ -29,17 +29,18 @@ def _resized_segmenter(model_id: str, weights_sha256: str, size: int) -> Segment
 
 
 def live_session(card, size: int | None = None) -> LiveSession:
-    """The browser session's LiveSession for this model and input size (made once; a previous one is closed)."""
+    """The browser session's LiveSession, switched to this model and input size (a stream goes on)."""
     own = size is None or size == live_sizes(card.input_size)[0]
     key = (card.id, card.weights_sha256, None if own else size)
     held = st.session_state.get(LIVE_KEY)
     if held and held[0] == key:
         return held[1]
-    if held:
-        held[1].close()
-        drop_track()
     seg = ac.get_segmenter(card.id) if own else _resized_segmenter(card.id, card.weights_sha256, size)
-    session = LiveSession(FrameProcessor(seg))
+    if held:
+        held[1].use(FrameProcessor(seg))
+        session = held[1]
+    else:
+        session = LiveSession(FrameProcessor(seg))
     st.session_state[LIVE_KEY] = (key, session)
     return session
 

@@ -270,3 +270,23 @@ def test_the_cards_model_at_a_stated_smaller_size(segmenter, frames):
     assert pred.mask.shape == region.shape and pred.probs_small.shape[1:] == (128, 128)
     with pytest.raises(ValueError):
         Segmenter(segmenter.card, input_size=(100, 100))
+
+
+def test_another_model_is_used_from_the_next_frame_without_stopping(segmenter, frames):
+    from nervseg.inference.segmenter import Segmenter
+
+    session = LiveSession(FrameProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX, smoothing=0.3)))
+    try:
+        session.offer(frames[0])
+        seq, first = session.wait_newer(0, 30)
+        small = Segmenter(segmenter.card, input_size=(128, 128))
+        session.use(FrameProcessor(small))
+        assert session.processor.settings.smoothing == 0.3  # the page's settings carry over
+        session.offer(frames[1])
+        _, second = session.wait_newer(seq, 30)
+        assert second.model_id == first.model_id == segmenter.card.id
+        # the new size's probabilities cannot be averaged with the old: smoothing restarts on them
+        np.testing.assert_array_equal(second.mask, small.predict(second.image).mask)
+        assert session._runner.alive
+    finally:
+        session.close()

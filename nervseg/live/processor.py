@@ -67,6 +67,7 @@ class LiveResult:
     model_ms: float  # Segmenter.predict wall time (normalisation, network, post-processing)
     captured_at: float  # clock time the frame arrived
     done_at: float  # clock time the overlay was ready
+    model_id: str = ""
 
     @property
     def latency_ms(self) -> float:
@@ -122,7 +123,7 @@ class FrameProcessor:
             cv2.rectangle(out, (crop.x, crop.y), (crop.x + crop.w - 1, crop.y + crop.h - 1), CROP_OUTLINE, 1)
         if s.legend:
             out = viz.burn_legend(out, self.classes)
-        return LiveResult(out, region, mask, crop, model_ms, captured_at, self.clock())
+        return LiveResult(out, region, mask, crop, model_ms, captured_at, self.clock(), self.segmenter.card.id)
 
     @staticmethod
     def _draw(region: np.ndarray, mask: np.ndarray, probs, s: LiveSettings) -> np.ndarray:

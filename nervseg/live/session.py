@@ -85,6 +85,15 @@ class LiveSession:
         """New settings from the page; the next frame uses them."""
         self.processor.settings = settings
 
+    def use(self, processor: FrameProcessor) -> None:
+        """Another model (or size) from the next frame on, without stopping the stream; the readout restarts."""
+        processor.settings = self.processor.settings
+        self.processor = processor
+        with self._lock:
+            self._done_at.clear()
+            self._model_ms.clear()
+            self._latency_ms.clear()
+
     # -------------------------------------------------------------- frames
 
     def offer(self, frame, captured_at: float | None = None, convert: Callable[[object], np.ndarray] | None = None) -> None:
@@ -103,7 +112,8 @@ class LiveSession:
         frame, captured_at, convert = item
         frame = convert(frame) if convert is not None else frame
         self._size = (int(frame.shape[1]), int(frame.shape[0]))
-        result = self.processor.process(frame, captured_at)
+        processor = self.processor  # read once: `use` may swap it meanwhile
+        result = processor.process(frame, captured_at)
         with self._lock:
             self._done_at.append(result.done_at)
             self._model_ms.append(result.model_ms)
@@ -145,7 +155,7 @@ class LiveSession:
         r = self.latest()
         if r is None:
             return None
-        return Snapshot(r.image.copy(), r.mask.copy(), r.crop, self.model_id, datetime.now(timezone.utc))
+        return Snapshot(r.image.copy(), r.mask.copy(), r.crop, r.model_id, datetime.now(timezone.utc))
 
     def start_recording(self) -> None:
         self.recorder.start()
