@@ -190,6 +190,16 @@ def wait_for_overlay(frame, video, timeout_s: float, min_share: float = 0.002) -
     return share
 
 
+def wait_for_frames(frame, timeout_s: float, distinct: int = 3) -> bool:
+    """Poll until the shown video has presented `distinct` different stamped frames."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if len({r[0] for r in timings(frame)}) >= distinct:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def timings(frame) -> list[tuple[int, float, float | None]]:
     """(index, presented at ms, camera -> shown ms or None) for every frame the shown video presented."""
     return [tuple(r) for r in frame.evaluate("() => window.__nervsegLive.shown")]

@@ -14,6 +14,8 @@ left to settle, then `--seconds` s measured:
 - latency: for each new frame shown, the time since the same stamped frame was presented on a hidden
   copy of the local camera track in the same page (camera -> server -> model -> overlay -> browser);
   median and 90th percentile;
+- the share of the shown video's pixels tinted by the overlay at the end (0 for a model that marks nothing
+  on these usgra-seg scans, e.g. the nerve-only kaggle-bp models);
 - the page's own readout (model ms, server latency, frames dropped) and the server's RSS at the start and
   end of the window (`--report-every` prints each window of a long run, e.g. --seconds 300 --report-every 60).
 Lives outside nervseg/ because it drives the Streamlit app.
@@ -82,8 +84,8 @@ def bench_model(card, camera: Path, args, work: Path) -> dict:
     with lb.served_app(work / f"{card.id}.log", env=env) as (url, proc):
         with lb.fake_camera_page(camera) as page:
             frame, video = lb.start_live(page, url, size_steps=size_steps(card, args.size))
-            if lb.wait_for_overlay(frame, video, 180) < 0.002:
-                return {"model": card.id, "error": "no overlay within 180 s"}
+            if not lb.wait_for_frames(frame, 180):
+                return {"model": card.id, "error": "no frames shown within 180 s"}
             if not args.no_crop:
                 time.sleep(2)
                 page.get_by_role("button", name="Propose from the stream").click(timeout=120_000)
@@ -105,6 +107,7 @@ def bench_model(card, camera: Path, args, work: Path) -> dict:
             t1 = now()
             size = args.size if size_steps(card, args.size) else list(card.input_size)
             out = {"model": card.id, "input_size": size, **window(lb.timings(frame), t0, t1),
+                   "overlay_share": round(lb.overlay_share(frame, video), 4),
                    "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss_mb(proc.pid), 1),
                    "readout": lb.page_metrics(page)}
             if len(windows) > 1:
