@@ -6,6 +6,8 @@ browser session; another model or size swaps its processor, so a running stream 
 
 from __future__ import annotations
 
+import importlib.util
+
 import streamlit as st
 
 from dashboard import common as ac
@@ -26,6 +28,15 @@ CAMERA = "Camera in this browser (a capture card shows up as a camera)"
 def _resized_segmenter(model_id: str, weights_sha256: str, size: int) -> Segmenter:
     """The card's model at a smaller square input size (shared by every session; the card's own size is the pool's)."""
     return Segmenter(ac.card_by_id(model_id), input_size=(size, size))
+
+
+def offered_sizes(card) -> list[int]:
+    """The live sizes for this card: all of them where another size can run (the onnx package, or torch),
+    else the card's own only (the lean app install has neither)."""
+    sizes = live_sizes(card.input_size)
+    if importlib.util.find_spec("onnx") is None and importlib.util.find_spec("torch") is None:
+        return sizes[:1]
+    return sizes
 
 
 def live_session(card, size: int | None = None) -> LiveSession:

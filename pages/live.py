@@ -9,7 +9,7 @@ from streamlit_webrtc import WebRtcMode, create_video_sink_track, webrtc_streame
 from dashboard import common as ac
 from dashboard import live
 from dashboard.scan import _set_current
-from nervseg.live.processor import VIEWS, live_sizes
+from nervseg.live.processor import VIEWS
 from nervseg.live.region import Crop
 from nervseg.live.stream import MEDIA_CONSTRAINTS, OFFLINE_RTC_CONFIGURATION, sink_callback
 
@@ -30,11 +30,13 @@ with src_col:
                               "stream, through the same processing as a camera.")
 with view_col:
     view = st.segmented_control("View", list(VIEWS), default="overlay", key="live_view") or "overlay"
-sizes = live_sizes(card.input_size)
-size = st.select_slider(
-    "Model input size (px)", sizes[::-1], value=sizes[0], key=f"live_size_{card.id}",
-    format_func=lambda v: f"{v} (the card's)" if v == sizes[0] else str(v),
-    help="Smaller is faster but less accurate: the model was trained at the card's size.")
+sizes = live.offered_sizes(card)
+size = sizes[0]
+if len(sizes) > 1:
+    size = st.select_slider(
+        "Model input size (px)", sizes[::-1], value=sizes[0], key=f"live_size_{card.id}",
+        format_func=lambda v: f"{v} (the card's)" if v == sizes[0] else str(v),
+        help="Smaller is faster but less accurate: the model was trained at the card's size.")
 session = live.live_session(card, size)
 a_col, s_col = st.columns(2)
 alpha = a_col.slider("Overlay opacity", 0.1, 0.9, 0.45, 0.05, key="live_alpha")
