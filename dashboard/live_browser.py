@@ -76,12 +76,15 @@ TIMING_JS = """
 """ % {"bits": synthetic.CODE_BITS, "cell": synthetic.CODE_CELL, "x0": synthetic.CODE_ORIGIN[0],
        "y0": synthetic.CODE_ORIGIN[1], "w": synthetic.FRAME_WH[0], "h": synthetic.FRAME_WH[1]}
 
-# Share of pixels in the shown video that a class colour tinted (the camera's frames are grey).
+# Share of pixels inside the scan's box (not the legend's colour chips) of the shown video that a class
+# colour tinted; the camera's frames are grey.
 OVERLAY_SHARE_JS = """
-(video) => {
-  const c = document.createElement('canvas'); c.width = video.videoWidth; c.height = video.videoHeight;
+([video, box]) => {
+  const sx = video.videoWidth / %(w)d, sy = video.videoHeight / %(h)d;
+  const c = document.createElement('canvas');
+  c.width = Math.round(box[2] * sx); c.height = Math.round(box[3] * sy);
   if (!c.width) return -1;
-  const x = c.getContext('2d'); x.drawImage(video, 0, 0);
+  const x = c.getContext('2d'); x.drawImage(video, box[0] * sx, box[1] * sy, c.width, c.height, 0, 0, c.width, c.height);
   const d = x.getImageData(0, 0, c.width, c.height).data;
   let n = 0;
   for (let i = 0; i < d.length; i += 4) {
@@ -89,7 +92,7 @@ OVERLAY_SHARE_JS = """
   }
   return n / (d.length / 4);
 }
-"""
+""" % {"w": synthetic.FRAME_WH[0], "h": synthetic.FRAME_WH[1]}
 
 
 def free_port() -> int:
@@ -175,7 +178,8 @@ def start_live(page, base_url: str, timeout_s: float = 120.0, size_steps: int = 
 
 
 def overlay_share(frame, video) -> float:
-    return float(frame.evaluate(OVERLAY_SHARE_JS, video))
+    box = synthetic.IMAGE_BOX
+    return float(frame.evaluate(OVERLAY_SHARE_JS, [video, [box.x, box.y, box.w, box.h]]))
 
 
 def wait_for_overlay(frame, video, timeout_s: float, min_share: float = 0.002) -> float:
