@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -46,12 +47,13 @@ def rss_mb(pid: int) -> float:
 
 
 def one_model_folder(card, folder: Path) -> Path:
-    """A models folder holding only `card` (links to its card, weights and ONNX graph)."""
+    """A models folder holding only `card` (copies of its card, weights and ONNX graph: not links, which
+    ONNX Runtime refuses for external weights read from a graph given as bytes, the smaller live sizes)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = card.weights_path()
     for p in {weights, weights.with_suffix(".onnx"), weights.parent / f"{card.id}.json"}:
         if p.exists():
-            (folder / p.name).symlink_to(p.resolve())
+            shutil.copy2(p, folder / p.name)
     return folder
 
 
