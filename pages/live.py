@@ -121,10 +121,13 @@ with actions:
     st.markdown("**Freeze and record**")
     f1, f2 = st.columns(2)
     if f1.button("Freeze: open on Segment", icon=":material/photo_camera:", type="primary",
-                 disabled=session.latest() is None,
-                 help="The current frame's image region opens on Segment for measurement and export."):
+                 disabled=not playing and session.latest() is None,
+                 help="The current frame's image region opens on Segment for measurement and export (segmented "
+                      "there by the sidebar's model at the card's size, without temporal smoothing)."):
         snap = session.freeze()
-        if snap is not None:
+        if snap is None:
+            st.warning("No frame has been segmented yet: wait for the overlay, then freeze.")
+        else:
             _set_current(snap.name, snap.image_png(),
                          source=f"frozen live frame, {snap.crop.as_text()}, {snap.model_id}, {snap.taken:%H:%M:%S} UTC")
             st.switch_page("pages/segment.py")

@@ -1,7 +1,7 @@
 """Live benchmark: overlaid frames per second shown in the browser, and camera -> overlay latency, per model.
 
     .venv/bin/python scripts/live_bench.py [--models usgra-unet ...] [--size 160] [--seconds 20] [--warmup 10]
-                                           [--threads 1] [--no-crop] [--json FILE]
+                                           [--threads 1] [--no-crop] [--passthrough] [--json FILE]
 
 For each model: the app as `make app` starts it (dashboard.serve) with only that model in its folder (so it
 is the Live page's model), Debian's chromium with a 640x480, 30 frames/s fake camera (a y4m of the bundled
@@ -18,6 +18,9 @@ left to settle, then `--seconds` s measured:
   on these usgra-seg scans, e.g. the nerve-only kaggle-bp models);
 - the page's own readout (model ms, server latency, frames dropped) and the server's RSS at the start and
   end of the window (`--report-every` prints each window of a long run, e.g. --seconds 300 --report-every 60).
+
+`--passthrough` first measures the baseline: the same camera and measurement on a one-widget page whose
+callback returns each frame unchanged (what the transport alone allows on this machine).
 Lives outside nervseg/ because it drives the Streamlit app.
 """
 
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -117,6 +122,45 @@ def bench_model(card, camera: Path, args, work: Path) -> dict:
             return out
 
 
+PASSTHROUGH_APP = """
+import streamlit as st
+from streamlit_webrtc import webrtc_streamer
+
+from nervseg.live.stream import MEDIA_CONSTRAINTS, OFFLINE_RTC_CONFIGURATION
+
+webrtc_streamer(key="live", rtc_configuration=OFFLINE_RTC_CONFIGURATION, media_stream_constraints=MEDIA_CONSTRAINTS,
+                video_frame_callback=lambda frame: frame, translations={"start": "Start", "stop": "Stop"})
+"""
+
+
+def bench_passthrough(camera: Path, args, work: Path) -> dict:
+    """The baseline: a one-widget page whose callback returns each frame unchanged, on the same harness."""
+    app = work / "passthrough" / "live.py"  # served at /live, as the real page
+    app.parent.mkdir(parents=True, exist_ok=True)
+    (app.parent / "app.py").write_text("import streamlit as st\nst.navigation([st.Page('live.py')]).run()\n")
+    app.write_text(PASSTHROUGH_APP)
+    port = lb.free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with open(work / "passthrough.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app.parent / "app.py"),
+                                 "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port)],
+                                cwd=app.parent, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(8)
+            with lb.fake_camera_page(camera) as page:
+                frame, _ = lb.start_live(page, f"http://127.0.0.1:{port}")
+                if not lb.wait_for_frames(frame, 180):
+                    return {"model": "pass-through", "error": "no frames shown within 180 s"}
+                time.sleep(args.warmup)
+                t0 = frame.evaluate("() => performance.now()")
+                time.sleep(args.seconds)
+                t1 = frame.evaluate("() => performance.now()")
+                return {"model": "pass-through", **window(lb.timings(frame), t0, t1)}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="*", help="model ids (default: every shipped model)")
@@ -126,6 +170,7 @@ def main() -> None:
     ap.add_argument("--report-every", type=float, default=0.0, help="print a window's figures every N s")
     ap.add_argument("--threads", type=int, default=1, help="NERVSEG_THREADS for the app (1 is best on 2 busy cores)")
     ap.add_argument("--no-crop", action="store_true", help="segment the whole frame, not the proposed image region")
+    ap.add_argument("--passthrough", action="store_true", help="also the baseline: a callback returning each frame")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     cards = ncards.available()
@@ -135,6 +180,10 @@ def main() -> None:
         work = Path(tmp)
         camera = lb.make_camera_file(work / "camera.y4m", n_frames=150, frames_per_scan=75)
         results = []
+        if args.passthrough:
+            r = bench_passthrough(camera, args, work)
+            print(json.dumps(r), flush=True)
+            results.append(r)
         for card in cards:
             r = bench_model(card, camera, args, work)
             print(json.dumps(r), flush=True)
