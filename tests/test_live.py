@@ -293,3 +293,32 @@ def test_another_model_is_used_from_the_next_frame_without_stopping(segmenter, f
         assert session._runner.alive
     finally:
         session.close()
+
+
+def test_sources_without_a_camera(tmp_path, monkeypatch):
+    import asyncio
+
+    from nervseg.live import sources
+
+    monkeypatch.delenv(sources.DEVICE_ENV, raising=False)
+    assert sources.device_source() is None
+    monkeypatch.setenv(sources.DEVICE_ENV, "/dev/video7")
+    dev = sources.device_source()
+    assert dev.device and dev.path == "/dev/video7" and "/dev/video7" in dev.label
+    assert sources.clip_sources()[-1].path == "synthetic"  # always there, with or without the shared data
+    if not synthetic.bundled_scans():
+        pytest.skip("no bundled scans in sample_images/")
+    clip = sources.synthetic_clip(tmp_path, seconds=1.0, fps=10)
+    assert clip.is_file() and sources.synthetic_clip(tmp_path, seconds=1.0, fps=10) == clip  # made once
+    track = sources.Source("clip", str(clip)).video_track()
+
+    async def first_frame():
+        try:
+            return await asyncio.wait_for(track.recv(), 20)
+        finally:
+            track.stop()
+
+    rgb = asyncio.run(first_frame()).to_ndarray(format="rgb24")
+    assert rgb.shape == (480, 640, 3)
+    box = synthetic.IMAGE_BOX
+    assert rgb[box.slices()].std() > 10 and rgb[100:400, 10:100].std() < 5  # a scan inside a still border

@@ -3,7 +3,8 @@
 The camera is a y4m file made at test time from the bundled usgra-seg scans (nervseg.live.synthetic, grey
 frames in a scanner-like interface); the app runs as `make app` starts it (dashboard.serve) with no data
 folder and no outside host reachable. The video the page shows must carry class colours, which only the
-model's overlay can put there, and must keep changing (frames flow, not one still).
+model's overlay can put there, and must keep changing (frames flow, not one still); Stop and Start again
+work; Freeze opens the frame on Segment.
 """
 
 from __future__ import annotations
@@ -57,3 +58,7 @@ def test_start_shows_the_overlay_on_the_camera_video(camera, app_url):
         video = frame.wait_for_selector("video:not([data-nervseg-local])", timeout=60_000)
         frame.evaluate("(v) => window.__nervsegLive.watchShown(v)", video)
         assert lb.wait_for_overlay(frame, video, timeout_s=120) >= 0.002, "no overlay after a restart"
+        # Freeze: the current frame's region opens on Segment as the current scan
+        page.get_by_role("button", name="Freeze: open on Segment").click(timeout=60_000)
+        page.wait_for_url("**/segment", timeout=60_000)
+        page.get_by_text("frozen live frame").first.wait_for(timeout=120_000)
