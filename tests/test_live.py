@@ -228,6 +228,21 @@ def test_overlay_track_pulls_a_source_and_sends_each_new_overlay_once(segmenter,
     assert camera.sent > stats.processed >= 3 and stats.dropped > 0  # the source ran at its pace, stale frames dropped
     assert camera.readyState == "ended"  # stopping the track stops its source
 
+    # a viewer that goes away without stopping the track: the source stops once nobody asks for frames
+    camera2 = Camera()
+    session2 = LiveSession(FrameProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)))
+    track2 = OverlayTrack(session2, upstream=lambda: camera2, idle_s=0.5)
+
+    async def leave():
+        await asyncio.wait_for(track2.recv(), 30)
+        await asyncio.sleep(2.0)  # no more recv calls
+
+    try:
+        asyncio.run(leave())
+    finally:
+        session2.close()
+    assert camera2.readyState == "ended" and track2.readyState == "ended"
+
 
 def test_recorder_keeps_real_time_and_stops_at_its_limit():
     rec = Recorder(max_seconds=1.0, fps=10)

@@ -62,3 +62,19 @@ def test_start_shows_the_overlay_on_the_camera_video(camera, app_url):
         page.get_by_role("button", name="Freeze: open on Segment").click(timeout=60_000)
         page.wait_for_url("**/segment", timeout=60_000)
         page.get_by_text("frozen live frame").first.wait_for(timeout=120_000)
+
+
+def test_a_clip_played_as_if_live_shows_the_overlay(camera, app_url):
+    """No camera at all: the server plays the synthetic clip of the bundled scans, the page shows its overlay."""
+    with lb.fake_camera_page(camera) as page:
+        page.goto(f"{app_url}/live", timeout=120_000)
+        page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=120_000)
+        page.locator("[data-testid=stSelectbox]", has_text="Source").click()
+        page.get_by_role("option", name="synthetic").click()
+        time.sleep(2)  # the rerun starts (the clip is written on first use)
+        page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
+        frame = page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=120_000).content_frame()
+        frame.get_by_role("button", name="Start").click(timeout=120_000)
+        video = frame.wait_for_selector("video:not([data-nervseg-local])", timeout=120_000)
+        share = lb.wait_for_overlay(frame, video, timeout_s=180)
+        assert share >= 0.002, f"no overlay colour on the clip's video (share {share:.4f})"

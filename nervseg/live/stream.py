@@ -54,8 +54,10 @@ class OverlayTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, session: LiveSession, upstream: Callable[[], MediaStreamTrack] | None = None,
-                 poll_s: float = 0.5):
+                 poll_s: float = 0.5, idle_s: float = 3.0):
         super().__init__()
+        self._asked = time.monotonic()  # when the sender last asked for a frame
+        self._idle_s = idle_s
         self.session = session
         self._upstream_factory = upstream
         self._upstream: MediaStreamTrack | None = None
@@ -66,11 +68,15 @@ class OverlayTrack(MediaStreamTrack):
         self._poll_s = poll_s
 
     async def _pull(self, track: MediaStreamTrack) -> None:
+        """Offer the source's frames until the track stops, or until nobody has asked for a frame for
+        `idle_s` (the viewer left: its connection closed without stopping this track), then stop the source."""
         try:
-            while self.readyState == "live":
+            while self.readyState == "live" and time.monotonic() - self._asked < self._idle_s:
                 self.session.offer(await track.recv(), convert=to_rgb)
         except MediaStreamError:
             pass
+        finally:
+            self.stop()
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -81,6 +87,7 @@ class OverlayTrack(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         got = None
         while got is None:
+            self._asked = time.monotonic()
             got = await loop.run_in_executor(None, self.session.wait_newer, self._seen, self._poll_s)
             if self.readyState != "live":
                 raise MediaStreamError
@@ -94,7 +101,7 @@ class OverlayTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
-        if self._pump is not None:
+        if self._pump is not None and self._pump is not asyncio.current_task():
             self._pump.cancel()
         if self._upstream is not None:
             self._upstream.stop()
