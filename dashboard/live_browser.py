@@ -158,10 +158,10 @@ def fake_camera_page(camera: Path, width: int = 1280, height: int = 1000):
             browser.close()
 
 
-def start_live(page, base_url: str, timeout_s: float = 120.0, size_steps: int = 0):
+def start_live(page, base_url: str, timeout_s: float = 120.0, size_steps: int = 0, path: str = "live"):
     """Open Live (moving the model input size `size_steps` down from the card's), press Start in the
     streamlit-webrtc component; returns its frame and shown <video>."""
-    page.goto(f"{base_url}/live", timeout=timeout_s * 1000)
+    page.goto(f"{base_url}/{path}", timeout=timeout_s * 1000)
     iframe = page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=timeout_s * 1000)
     if size_steps:
         slider = page.locator("[data-testid=stSlider]", has_text="Model input size").get_by_role("slider")

@@ -135,7 +135,7 @@ webrtc_streamer(key="live", rtc_configuration=OFFLINE_RTC_CONFIGURATION, media_s
 
 def bench_passthrough(camera: Path, args, work: Path) -> dict:
     """The baseline: a one-widget page whose callback returns each frame unchanged, on the same harness."""
-    app = work / "passthrough" / "live.py"  # served at /live, as the real page
+    app = work / "passthrough" / "live.py"
     app.parent.mkdir(parents=True, exist_ok=True)
     (app.parent / "app.py").write_text("import streamlit as st\nst.navigation([st.Page('live.py')]).run()\n")
     app.write_text(PASSTHROUGH_APP)
@@ -148,7 +148,7 @@ def bench_passthrough(camera: Path, args, work: Path) -> dict:
         try:
             time.sleep(8)
             with lb.fake_camera_page(camera) as page:
-                frame, _ = lb.start_live(page, f"http://127.0.0.1:{port}")
+                frame, _ = lb.start_live(page, f"http://127.0.0.1:{port}", path="")
                 if not lb.wait_for_frames(frame, 180):
                     return {"model": "pass-through", "error": "no frames shown within 180 s"}
                 time.sleep(args.warmup)
