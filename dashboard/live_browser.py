@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -28,10 +29,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Runs in every frame, the component's iframe included: notes when each stamped index is presented,
 # on a hidden copy of the camera track (captured as the page adds it to the peer connection) and on
 # the video the server sends back.
-TIMING_JS = """
+TIMING_JS = string.Template("""
 (() => {
   if (window.__nervsegLive) return;
-  const BITS = %(bits)d, CELL = %(cell)d, X0 = %(x0)d, Y0 = %(y0)d, W = %(w)d, H = %(h)d;
+  const BITS = $bits, CELL = $cell, X0 = $x0, Y0 = $y0, W = $w, H = $h;
   const st = {localT: new Map(), shown: [], local: null, shownVideo: null};
   window.__nervsegLive = st;
   const cv = document.createElement('canvas'); cv.width = X0 + BITS * CELL; cv.height = Y0 + CELL;
@@ -73,14 +74,14 @@ TIMING_JS = """
     watch(video, (i, t) => st.shown.push([i, t, st.localT.has(i) ? t - st.localT.get(i) : null]));
   };
 })();
-""" % {"bits": synthetic.CODE_BITS, "cell": synthetic.CODE_CELL, "x0": synthetic.CODE_ORIGIN[0],
-       "y0": synthetic.CODE_ORIGIN[1], "w": synthetic.FRAME_WH[0], "h": synthetic.FRAME_WH[1]}
+""").substitute(bits=synthetic.CODE_BITS, cell=synthetic.CODE_CELL, x0=synthetic.CODE_ORIGIN[0],
+               y0=synthetic.CODE_ORIGIN[1], w=synthetic.FRAME_WH[0], h=synthetic.FRAME_WH[1])
 
 # Share of pixels inside the scan's box (not the legend's colour chips) of the shown video that a class
 # colour tinted; the camera's frames are grey.
-OVERLAY_SHARE_JS = """
+OVERLAY_SHARE_JS = string.Template("""
 ([video, box]) => {
-  const sx = video.videoWidth / %(w)d, sy = video.videoHeight / %(h)d;
+  const sx = video.videoWidth / $w, sy = video.videoHeight / $h;
   const c = document.createElement('canvas');
   c.width = Math.round(box[2] * sx); c.height = Math.round(box[3] * sy);
   if (!c.width) return -1;
@@ -92,7 +93,7 @@ OVERLAY_SHARE_JS = """
   }
   return n / (d.length / 4);
 }
-""" % {"w": synthetic.FRAME_WH[0], "h": synthetic.FRAME_WH[1]}
+""").substitute(w=synthetic.FRAME_WH[0], h=synthetic.FRAME_WH[1])
 
 
 def free_port() -> int:

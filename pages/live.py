@@ -113,7 +113,7 @@ with region:
         crop = live.current_crop() or Crop(0, 0, *(session.stats().frame_size or (640, 480)))
         cx = st.columns(4)
         values = [cx[i].number_input(n, 0, 4096, v, key=f"live_crop_{n}")
-                  for i, (n, v) in enumerate(zip(("x", "y", "width", "height"), (crop.x, crop.y, crop.w, crop.h)))]
+                  for i, (n, v) in enumerate(zip(("x", "y", "width", "height"), (crop.x, crop.y, crop.w, crop.h), strict=True))]
         if st.button("Use this region"):
             live.set_crop(Crop(*(int(v) for v in values)))
     session.update(live.settings(view, alpha, smoothing))

@@ -27,6 +27,7 @@ Lives outside nervseg/ because it drives the Streamlit app.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -64,7 +65,7 @@ def one_model_folder(card, folder: Path) -> Path:
 
 def window(shown: list, t_from: float, t_to: float) -> dict:
     """Figures of the new frames shown between page times t_from and t_to (ms)."""
-    new = [r for a, r in zip(shown, shown[1:]) if r[0] != a[0] and t_from <= r[1] < t_to]
+    new = [r for a, r in itertools.pairwise(shown) if r[0] != a[0] and t_from <= r[1] < t_to]
     lat = sorted(r[2] for r in new if r[2] is not None)
     seconds = (t_to - t_from) / 1000
     return {"shown_fps": round(len(new) / seconds, 2) if seconds > 0 else float("nan"),

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -155,7 +155,7 @@ class LiveSession:
         r = self.latest()
         if r is None:
             return None
-        return Snapshot(r.image.copy(), r.mask.copy(), r.crop, r.model_id, datetime.now(timezone.utc))
+        return Snapshot(r.image.copy(), r.mask.copy(), r.crop, r.model_id, datetime.now(UTC))
 
     def start_recording(self) -> None:
         self.recorder.start()
