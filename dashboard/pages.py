@@ -25,5 +25,6 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/lab.py", "Preprocessing lab", ":material/tune:"),
     PageInfo("pages/metrics.py", "Ground-truth metrics", ":material/analytics:"),
     PageInfo("pages/cine.py", "Cine", ":material/movie:"),
+    PageInfo("pages/live.py", "Live", ":material/videocam:"),
     PageInfo("pages/models.py", "Models", ":material/model_training:"),
 )

@@ -63,6 +63,14 @@ def segment_clip(segmenter: Segmenter, frames: nio.Frames, preprocess=None, batc
                    dict(segmenter.card.postprocess), {"predict": time.perf_counter() - t0}, frames.pixel_spacing_mm)
 
 
+def smoothed_frame(smoother: ProbabilitySmoother, probs_small: np.ndarray, shape: tuple[int, int],
+                   post: Postprocess) -> tuple[np.ndarray, np.ndarray]:
+    """The Cine smoothing rule for one frame: (probabilities at `shape`, mask) from the model-resolution
+    probabilities, EMA over frames, upsampled, argmax, then the card's post-processing (Live uses it too)."""
+    probs = upsample(smoother(probs_small.astype(np.float32)), shape)
+    return probs, post.apply(first_max(probs)[0])
+
+
 def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_video: bool = True,
            legend: bool = True) -> ClipResult:
     """Masks, per-frame figures and the overlay mp4 of `raw` at this smoothing (no model call)."""
@@ -78,8 +86,7 @@ def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_vide
     try:
         for i in range(n):
             t0 = time.perf_counter()
-            probs = upsample(smoother(raw.probs[i].astype(np.float32)), (h, w))
-            masks[i] = post.apply(first_max(probs)[0])
+            probs, masks[i] = smoothed_frame(smoother, raw.probs[i], (h, w), post)
             stats.append(frame_stats(i, raw.fps, probs, masks[i], raw.classes, raw.pixel_spacing_mm))
             t1 = time.perf_counter()
             seconds["post"] += t1 - t0

@@ -19,6 +19,7 @@ import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -112,8 +113,27 @@ def onnx_file(card: ModelCard):
     return card.weights_path().with_suffix(".onnx")
 
 
-def _session(path, optimise: bool = True):
-    """An ONNX Runtime CPU session over `path`, with the entry point's thread count."""
+def free_size_graph(path) -> bytes | None:
+    """The graph at `path` with its input height and width left free, as bytes (None without the onnx
+    package). The networks are fully convolutional with scale-factor resizes, so any multiple of 32 runs;
+    at the exported size the outputs are identical. Used to run a card's model at a stated smaller size."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load(str(path), load_external_data=False)
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for i, name in ((2, "height"), (3, "width")):
+            dims[i].Clear()
+            dims[i].dim_param = name
+    del model.graph.value_info[:]  # shapes inferred for the exported size only
+    return model.SerializeToString()
+
+
+def _session(path, optimise: bool = True, graph: bytes | None = None):
+    """An ONNX Runtime CPU session over `path` (or over `graph`, a modified copy of it, whose external
+    weights are still read beside `path`), with the entry point's thread count."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -126,18 +146,25 @@ def _session(path, optimise: bool = True):
     # the video encoder or another model (on 2 cores it made the next torch call up to twice as slow).
     spin = "1" if os.environ.get("NERVSEG_ORT_SPINNING") == "1" else "0"
     opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    if graph is not None:
+        opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(Path(path).parent))
+        return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _open(card: ModelCard, optimise: bool = True):
-    """(session, None) when the card's graph is usable, else (None, why not)."""
+def _open(card: ModelCard, optimise: bool = True, free_size: bool = False):
+    """(session, None) when the card's graph is usable, else (None, why not). `free_size`: with the
+    input's height and width left free (`free_size_graph`)."""
     if not onnx_available():
         return None, "onnxruntime is not installed"
     path = onnx_file(card)
     if not path.is_file():
         return None, f"no ONNX graph {path.name} (run `python -m nervseg.inference.export --models {card.id}`)"
+    graph = None
+    if free_size and (graph := free_size_graph(path)) is None:
+        return None, "running at another input size needs the onnx package"
     try:
-        session = _session(path, optimise)
+        session = _session(path, optimise, graph)
     except Exception as e:  # noqa: BLE001 - any load failure means: use torch, and say why
         return None, f"ONNX graph {path.name} cannot be loaded ({str(e).splitlines()[0][:200]})"
     meta = session.get_modelmeta().custom_metadata_map
@@ -163,10 +190,10 @@ class OnnxEngine:
     model = None  # no torch module
 
     @classmethod
-    def open(cls, card: ModelCard, device: str | None = None) -> OnnxEngine:
+    def open(cls, card: ModelCard, device: str | None = None, free_size: bool = False) -> OnnxEngine:
         if device not in (None, "cpu"):
             raise Unavailable(f"the ONNX engine runs on the CPU only (asked for {device})")
-        session, why = _open(card)
+        session, why = _open(card, free_size=free_size)
         if session is None:  # a graph that is there but unusable deserves a word
             raise Unavailable(why, notable=onnx_file(card).is_file())
         return cls(card, session)
@@ -200,7 +227,7 @@ class TorchEngine:
     auto: ClassVar[bool] = True  # the fallback: any card, any device, when torch is installed
 
     @classmethod
-    def open(cls, card: ModelCard, device: str | None = None) -> TorchEngine:
+    def open(cls, card: ModelCard, device: str | None = None, free_size: bool = False) -> TorchEngine:
         if importlib.util.find_spec("torch") is None:  # the lean app install has no fallback
             raise Unavailable("torch is not installed")
         from nervseg.models.cards import load_model
@@ -225,16 +252,19 @@ class TorchEngine:
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
-def create(card: ModelCard, engine: str | None = None, device: str | None = None) -> Engine:
+def create(card: ModelCard, engine: str | None = None, device: str | None = None,
+           free_size: bool = False) -> Engine:
     """A ready engine for the card: the one asked for (or $NERVSEG_ENGINE), else the first registered
     automatic engine that can run it (ONNX Runtime when the card's graph is fresh and the device is the
-    CPU, else torch). An engine asked for by name that cannot run raises ModelError saying why."""
+    CPU, else torch). An engine asked for by name that cannot run raises ModelError saying why.
+    `free_size`: any input height and width (a stated smaller size; torch runs any size anyway)."""
+    options = {"free_size": True} if free_size else {}  # only engines that take it are asked
     engine = engine or os.environ.get("NERVSEG_ENGINE") or None
     if engine is not None:
         if engine not in ENGINES:
             raise ModelError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
         try:
-            return ENGINES[engine].open(card, device)
+            return ENGINES[engine].open(card, device, **options)
         except Unavailable as e:
             raise ModelError(f"model {card.id}: {e}") from None
     skipped: list[Unavailable] = []
@@ -242,7 +272,7 @@ def create(card: ModelCard, engine: str | None = None, device: str | None = None
         if not cls.auto:
             continue
         try:
-            opened = cls.open(card, device)
+            opened = cls.open(card, device, **options)
         except Unavailable as e:
             skipped.append(e)
             continue

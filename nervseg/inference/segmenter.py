@@ -158,13 +158,19 @@ class Segmenter:
     `model` is a torch nn.Module (run eagerly), an instance of a registered engine class
     (`nervseg.inference.engines.register`), or None to let `nervseg.inference.engines.create` pick
     one: `engine` by name, else ONNX Runtime when the card's graph is fresh, else torch.
+    `input_size` (h, w) runs the card's model at another size than it was trained at (multiples of 32;
+    the Live page's smaller size): everything else (normalisation, post-processing) stays the card's.
     """
 
     def __init__(self, card: ModelCard, model=None, device: str | None = None, tta: bool = False,
-                 engine: str | None = None):
+                 engine: str | None = None, input_size: tuple[int, int] | None = None):
         self.card = card
+        size = tuple(int(v) for v in (input_size or card.input_size))
+        resized = size != tuple(int(v) for v in card.input_size)
+        if resized and (len(size) != 2 or any(v <= 0 or v % 32 for v in size)):
+            raise ValueError(f"input size {size} must be two positive multiples of 32")
         if model is None:
-            self.engine = engines.create(card, engine, device)
+            self.engine = engines.create(card, engine, device, free_size=resized)
         elif engines.is_engine(model):
             self.engine = model
         else:
@@ -173,7 +179,7 @@ class Segmenter:
         self.model = self.engine.model  # the torch module, None on ONNX Runtime
         self.tta = tta
         self.train_preprocess = pp.Preprocess.from_dict(card.preprocess)
-        self.height, self.width = (int(v) for v in card.input_size)
+        self.height, self.width = size  # the card's own, or a stated other size (e.g. smaller for live use)
         self.normalisation = Normalisation.from_card(card.normalisation)
         self.postprocess = Postprocess.from_card(card.postprocess)
 
