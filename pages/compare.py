@@ -72,6 +72,7 @@ card = ac.current_card()
 if card is None:
     ac.no_models_notice()
     st.stop()
+ac.lab_notice("compare")
 
 group = ac.same_task_cards(card)
 st.caption(f"Every **{provenance.group_label(card)}** model ({', '.join(c.arch_display for c in group)}), same image, "

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import common as ac
-from dashboard import scan
+from dashboard import demo, scan
 from nervseg.display import viz
 from nervseg.preprocess import PARAMS, Preprocess, PreprocessError
 
@@ -25,12 +25,6 @@ def _store() -> None:
     st.session_state["preprocess"] = values
 
 
-def _reset() -> None:
-    st.session_state["preprocess"] = None
-    for k in PARAMS:
-        st.session_state.pop(f"lab_{k}", None)
-
-
 active = (ac.current_preprocess() or own).to_dict()
 cols = st.columns(3) + st.columns(3)
 for col, (k, p) in zip(cols, PARAMS.items()):
@@ -38,7 +32,7 @@ for col, (k, p) in zip(cols, PARAMS.items()):
         st.session_state[f"lab_{k}"] = p.type(active[k])
     col.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
                on_change=_store)
-cols[-1].button("Reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+cols[-1].button("Reset", on_click=ac.reset_preprocess, width="stretch", icon=":material/restart_alt:",
                 help="Back to the model's own preprocessing.",
                 disabled=st.session_state.get("preprocess") is None)
 
@@ -54,6 +48,8 @@ if picked is None:
     st.info("Upload a scan or pick a sample to see the effect.", icon=":material/upload:")
     st.stop()
 image = picked.image.image
+with st.expander("Ground-truth mask: Dice before and after", expanded=picked.mask is not None):
+    truth = scan.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "lab_mask", picked)
 after = ac.cached_preprocess(picked.hash, image, settings)
 
 try:
@@ -66,7 +62,7 @@ except ac.USER_ERRORS as e:
 
 
 @st.fragment
-def views(image, after, base, what_if) -> None:
+def views(image, after, base, what_if, truth) -> None:
     """Before/after and the two segmentations, two per row (half the page each); the histogram below."""
     a, b = st.columns(2)
     a.image(viz.fit_width(image, 720), caption="Before (as loaded)", width="stretch")
@@ -76,6 +72,13 @@ def views(image, after, base, what_if) -> None:
             caption=f"{card.arch_display} with its own preprocessing ({own.describe()})", width="stretch")
     d.image(viz.fit_width(viz.overlay(image, what_if.mask), 720),
             caption=f"{card.arch_display} with these settings ({settings.describe()})", width="stretch")
+    if truth is not None:
+        before_s = demo.truth_scores(base.mask, truth.mask, card.classes)
+        after_s = demo.truth_scores(what_if.mask, truth.mask, card.classes)
+        st.markdown(" · ".join(f"{name} Dice **{ac.fmt(before_s[name]['dice'])} → {ac.fmt(after_s[name]['dice'])}**"
+                               for name in before_s) + f" (model's own → these settings; against "
+                    f"{ac.md_escape(truth.name)})",
+                    help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     changed = float((base.mask != what_if.mask).mean())
     st.markdown(ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these "
                 "settings.", unsafe_allow_html=True)
@@ -86,4 +89,4 @@ def views(image, after, base, what_if) -> None:
                     width="stretch")
 
 
-views(image, after, base, what_if)
+views(image, after, base, what_if, truth)

@@ -12,6 +12,7 @@ from nervseg.models import provenance
 
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
 FIGURE_WIDTH = 500  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
+PRESENTER_WIDTH = 700  # presenter mode: a larger image
 
 
 def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):
@@ -74,11 +75,16 @@ def results(picked, card, pred, truth, spacing) -> None:
             st.radio("Structure", classes[1:], horizontal=True, key="seg_heat_class")
         mask = pred.mask if threshold == 0.5 else pred.mask_at(threshold)  # default: the model's decision
         rgb, scale = shown_view(view, image, pred, mask, alpha, truth, outline)
-        height = int(FIGURE_WIDTH * image.shape[0] / image.shape[1])
+        height = int((PRESENTER_WIDTH if ac.presenting() else FIGURE_WIDTH) * image.shape[0] / image.shape[1])
         st.plotly_chart(viz.image_figure(rgb, colour_scale=scale, height=height), width="stretch", key="seg_figure",
                         config={"scrollZoom": True, "displaylogo": False})
-        st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
-                   f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
+        if ac.presenting():
+            st.caption(f"{ac.md_escape(picked.name)} · {card.name}: coloured = what the model marks"
+                       + ("; outlines = the expert's drawing" if truth is not None and outline else "")
+                       + ". Scroll to zoom, double-click to reset.")
+        else:
+            st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
+                       f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
         st.markdown(demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
     with right:
         scores, found = details(card, pred, mask, truth, image.shape)
@@ -96,8 +102,13 @@ def details(card, pred, mask, truth, shape):
     scores = demo.truth_scores(mask, truth.mask, classes) if truth is not None else None
     if scores:
         st.subheader("Ground truth")
-        st.markdown(demo.dice_caption(scores, truth.name),
-                    help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
+        if ac.presenting():
+            st.markdown(demo.plain_scores(scores))
+            with st.expander("The figures"):
+                st.markdown(demo.dice_caption(scores, truth.name))
+        else:
+            st.markdown(demo.dice_caption(scores, truth.name),
+                        help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     st.subheader("Presence")
     found = demo.presence(card, pred.probs, mask)
     demo.show_presence(card, found, scores)
@@ -143,6 +154,7 @@ card = ac.current_card()
 if card is None:
     ac.no_models_notice()
     st.stop()
+ac.lab_notice("segment")
 
 picked = scan.image_picker("segment")
 if picked is None:

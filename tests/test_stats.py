@@ -62,3 +62,12 @@ def test_paired_comparison_on_the_same_images(rng):
     assert same.to_dict()["n_groups"] == 40
     with pytest.raises(ValueError, match="length"):
         stats.paired_comparison("a", "b", b, b[:-1], g)
+
+
+def test_closest_to_median_is_a_typical_case():
+    from nervseg.evaluate.stats import closest_to_median
+
+    assert closest_to_median([0.9, 0.1, 0.52, 0.7, 0.3]) == 2  # median 0.52
+    assert closest_to_median([0.2, 0.8]) == 0  # median 0.5: a tie, the first
+    with pytest.raises(ValueError):
+        closest_to_median([])

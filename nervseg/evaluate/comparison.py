@@ -31,6 +31,28 @@ class TaskComparison:
         lo, hi = pc["dice_ci95"]
         return float(pc["dice_mean"]), float(lo), float(hi)
 
+    @property
+    def plain_source(self) -> str:
+        """Where the figures come from, for a clinician."""
+        if self.source.startswith("DEMONSTRATION"):
+            return ("measured on scans kept out of training, one split of them (the same scans also decided when "
+                    "training stopped, so the figures may flatter a little; a fuller cross-validation is to come)")
+        return f"measured by {self.source}"
+
+    def plain_verdicts(self) -> list[str]:
+        """One sentence per class without statistics words: who does better, or no clear difference."""
+        out = []
+        for cls in dict.fromkeys(p["class"] for p in self.paired):
+            rows = [p for p in self.paired if p["class"] == cls]
+            clear = [p for p in rows if p["verdict"] != "no clear difference"]
+            archs = ", ".join(dict.fromkeys(ARCH_NAMES.get(x, x) for p in rows for x in (p["a"], p["b"])))
+            if not clear:
+                out.append(f"{cls.capitalize()}s: no clear difference between {archs}.")
+                continue
+            parts = [f"{_better(p).replace(' over ', ' finds them better than ')}" for p in clear]
+            out.append(f"{cls.capitalize()}s: " + "; ".join(parts) + ".")
+        return out
+
     def verdicts(self) -> list[str]:
         """One plain sentence per class: a ranking only where every CI excludes 0."""
         out = []

@@ -66,6 +66,14 @@ def sign_flip_p(diffs, groups, n_perm: int = N_PERM, seed: int = 0) -> float:
     return float((1 + np.sum(stats >= observed - 1e-12)) / (n_perm + 1))
 
 
+def closest_to_median(values) -> int:
+    """Index of the value closest to the median (the first on a tie): a typical case, neither best nor worst."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
+        raise ValueError("closest_to_median needs a non-empty 1-D sequence of finite values")
+    return int(np.argmin(np.abs(v - np.median(v))))
+
+
 @dataclass(frozen=True)
 class Paired:
     """Architecture a minus architecture b on the same images."""
