@@ -44,9 +44,13 @@ def panels(image, group, preds, truth, truth_name) -> None:
                 rgb = panel_view(image, pred, truth, view, alpha, outline, classes)
                 st.plotly_chart(viz.image_figure(rgb, max_width=700, height=int(400 * image.shape[0] / image.shape[1])),
                                 width="stretch", key=f"cmp_fig_{mid}", config={"scrollZoom": True, "displaylogo": False})
-                line = f"{pred.seconds * 1000:.0f} ms · {card.parameters / 1e6:.1f} M parameters"
-                if truth is not None:
-                    line += " · " + demo.dice_caption(demo.truth_scores(pred.mask, truth, classes), truth_name)
+                if ac.presenting():  # plain words; the figures are in the table below
+                    line = (demo.plain_scores(demo.truth_scores(pred.mask, truth, classes)) if truth is not None
+                            else "Coloured: what this model marks.")
+                else:
+                    line = f"{pred.seconds * 1000:.0f} ms · {card.parameters / 1e6:.1f} M parameters"
+                    if truth is not None:
+                        line += " · " + demo.dice_caption(demo.truth_scores(pred.mask, truth, classes), truth_name)
                 st.caption(line)
     if view.startswith("Errors"):
         st.markdown(viz.error_legend_html() + " · false positive: marked but not in the truth; false negative: missed",

@@ -648,3 +648,26 @@ def test_the_lab_shows_dice_before_and_after_against_the_scans_mask(no_data):
         b, a = (ac.fmt(metrics.score(m, truth, cid)["dice"]) for m in (before, after))
         assert f"{name} Dice **{b} → {a}**" in line
     assert sample.mask.name in line
+
+
+def test_compare_in_presenter_mode_states_agreement_in_words(no_data):
+    from nervseg import metrics
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image, load_mask
+
+    _, sample = _bundled_with_vessel()
+    at = _open_from_gallery(sample.stem)
+    at.session_state["presenter"] = True
+    at.switch_page("pages/compare.py").run()
+    assert_clean(at)
+    card = ac.card_by_id(at.session_state["model_id"])
+    image, truth = load_image(sample.image), load_mask(sample.mask)
+    captions = [c.value for c in at.caption if c.value.startswith("Agreement with the expert's outline")]
+    group = [c for c in no_data if c.task == card.task]
+    assert len(captions) == len(group)
+    for c in group:
+        pred = load(c.id).predict(image).mask
+        words = " · ".join(f"{name} **{metrics.score(pred, truth, cid)['dice']:.0%}**"
+                           for cid, name in enumerate(c.classes) if cid > 0)
+        assert any(words in line for line in captions), (words, captions)
+    assert not any(" ms · " in c.value for c in at.caption)  # no engineering figures in front
