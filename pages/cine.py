@@ -146,11 +146,11 @@ def player_and_scrubber(result, result_key: str, clip_hash: str, structure: str)
 
 
 def scrubber_figures(result, row: dict, i: int, structure: str) -> None:
-    m1, m2, m3 = st.columns(3)
-    m1.metric(f"{structure} area", f"{row[f'{structure}_area_px']} px")
-    m2.metric(f"{structure} mean probability", ac.fmt(row[f"{structure}_confidence"], 2),
-              help="Mean probability over the marked pixels (not a calibrated presence probability).")
-    m3.metric(f"{structure} parts", row[f"{structure}_components"])
+    """The frame's figures in one line that wraps (three metrics side by side cut their values at 1024 px)."""
+    parts = row[f"{structure}_components"]
+    st.markdown(f"**{structure}** area **{row[f'{structure}_area_px']:,} px** · mean probability "
+                f"**{ac.fmt(row[f'{structure}_confidence'], 2)}** · **{parts}** part{'s' if parts != 1 else ''}",
+                help="Mean probability over the marked pixels (not a calibrated presence probability).")
     st.plotly_chart(viz.timeline_figure(result.stats, structure, current=i), key="cine_timeline", width="stretch")
 
 

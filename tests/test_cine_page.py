@@ -156,3 +156,13 @@ def test_a_sample_clips_boxes_are_drawn(shipped_bp_model, clip_bytes, tmp_path, 
     assert result.extras["boxes"] == {i: [tuple(box)] for i in (0, 1, 2)}  # burned into the video too
     at.slider(key="cine_frame").set_value(5).run()  # no box on frame 5
     assert not at.get("image")[0].captions[0].endswith("with its annotated box")
+
+
+def test_the_frames_figures_are_one_wrapping_line(shipped_bp_model, clip_bytes):
+    at = new_app().run()
+    at.file_uploader(key="cine_upload").set_value(("drift.mp4", clip_bytes, "video/mp4")).run()
+    at.button[0].click().run()
+    at.slider(key="cine_frame").set_value(4).run()
+    row = next(iter(at.session_state["cine_results"].values())).stats[4]
+    line = next(m.value for m in at.markdown if "mean probability" in m.value)
+    assert f"area **{row['nerve_area_px']:,} px**" in line and f"**{row['nerve_components']}** part" in line
