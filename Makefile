@@ -1,24 +1,27 @@
 # Two commands on a fresh clone:  make app  (dashboard)  and  make test  (test suite).
-# Both create .venv with requirements.txt when it is missing or older than requirements.txt.
-# make app-lean: the dashboard from .venv-app, with requirements-app.txt only (ONNX Runtime, no torch).
+# make app builds .venv-app with requirements-app.txt only (ONNX Runtime, no torch, no CUDA libraries);
+# make test builds .venv with requirements.txt (everything: training, export, tests). Each is rebuilt
+# when missing or older than its requirements file. make app-full: the dashboard from .venv.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.requirements.stamp
 APP_VENV := .venv-app
 APP_STAMP := $(APP_VENV)/.requirements.stamp
 
-.PHONY: app app-lean test venv clean-venv
+.PHONY: app app-lean app-full test venv clean-venv
 
 # Binds 127.0.0.1 (this machine only) by default; `make app ADDRESS=0.0.0.0 PORT=8080` only
 # behind a reverse proxy with a password (README, "Serving on a network").
 ADDRESS ?= 127.0.0.1
 PORT ?= 8501
 
-app: $(STAMP)
-	$(VENV)/bin/python -m dashboard.serve --server.address $(ADDRESS) --server.port $(PORT)
-
-app-lean: $(APP_STAMP)
+app: $(APP_STAMP)
 	$(APP_VENV)/bin/python -m dashboard.serve --server.address $(ADDRESS) --server.port $(PORT)
+
+app-lean: app
+
+app-full: $(STAMP)
+	$(VENV)/bin/python -m dashboard.serve --server.address $(ADDRESS) --server.port $(PORT)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -212,7 +212,7 @@ def legend_html(classes: list[str], truth: bool = False) -> str:
         html += " &nbsp;·&nbsp; ground truth:" + "".join(
             f"<span style='display:inline-block;width:0.9em;height:0.9em;background:#444;border:2px solid "
             f"#{r:02x}{g:02x}{b:02x};margin:0 0.3em 0 0.8em;vertical-align:middle'></span>{classes[cid]} outline"
-            for cid, (r, g, b) in viz.TRUTH_COLOURS.items() if cid < len(classes))
+            for cid, (r, g, b) in viz.class_colours(len(classes) - 1, truth=True).items() if cid < len(classes))
     return html
 
 

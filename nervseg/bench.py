@@ -47,8 +47,21 @@ import numpy as np
 
 from nervseg import data_root, models_dir
 
-RANDOM_INPUT = (128, 176)  # random-weight stand-ins: the shipped kaggle-bp input size (scripts/train_all.sh)
-RANDOM_SMP_KWARGS = {"encoder_depth": 4, "decoder_channels": [128, 64, 32, 16]}  # as nervseg.train ships
+RANDOM_INPUT = (128, 176)  # random-weight stand-ins: the shipped nerve-only models' input size (scripts/train_all.sh)
+
+
+def engine_names() -> tuple[str, ...]:
+    """Every registered inference engine (nervseg.inference.engines), in the registry's order."""
+    from nervseg.inference.engines import ENGINES
+
+    return tuple(ENGINES)
+
+
+def stand_in_task() -> str:
+    """The task the random-weight stand-ins are shaped after: the one with fewest classes (nerve only)."""
+    from nervseg.data.datasets import TASKS
+
+    return min(TASKS, key=lambda k: len(TASKS[k].classes))
 
 
 def _rss_mb() -> float:
@@ -71,9 +84,9 @@ def _test_image(task: str) -> tuple[np.ndarray, str]:
     from nervseg.data.datasets import TASKS
     from nervseg.io.readers import load_image
 
-    ds = TASKS.get(task) or TASKS["kaggle-bp"]
+    ds = TASKS.get(task) or TASKS[stand_in_task()]
     try:
-        pairs = ds.pairs(ds.extra or "main", data_root())  # kaggle-bp: full-resolution frames
+        pairs = ds.pairs(ds.extra or "main", data_root())  # the extra set when there is one: full-resolution frames
     except Exception:  # noqa: BLE001 - no data folder: fall back to a synthetic frame of the real size
         pairs = []
     for p in pairs[:1]:
@@ -86,11 +99,15 @@ def _test_image(task: str) -> tuple[np.ndarray, str]:
 
 
 def _random_card(arch: str, directory: Path, size: tuple[int, int] = RANDOM_INPUT):
-    """A random-weight kaggle-bp-shaped card for `arch` in `directory` (never written to models/)."""
+    """A random-weight card for `arch` in `directory` (never written to models/), shaped as a model of
+    `stand_in_task()` would be, with the architecture's training defaults."""
+    from nervseg.data.datasets import TASKS
+    from nervseg.models.cards import ARCHITECTURES
     from nervseg.models.random_cards import random_card
 
-    card = random_card(directory, arch, ["background", "nerve"], size=size, smp_kwargs=RANDOM_SMP_KWARGS,
-                       task="kaggle-bp")
+    task = stand_in_task()
+    card = random_card(directory, arch, list(TASKS[task].classes), size=size,
+                       smp_kwargs=ARCHITECTURES[arch].default_kwargs, task=task)
     if importlib.util.find_spec("onnx") is not None:  # so ONNX Runtime is measured beside torch
         from nervseg.inference.export import export_card
 
@@ -138,12 +155,13 @@ def _measure_engines(segs: dict, image: np.ndarray, runs: int, batch: int) -> di
 
 def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str | None,
               video_frames: int | None, random_weights: bool, threads: int = 0,
-              engines: tuple[str, ...] = ("torch", "onnx")) -> dict:
-    """Measure one model on each engine in this process (run it in a fresh process for a clean peak RSS).
+              engines: tuple[str, ...] | None = None) -> dict:
+    """Measure one model on each engine (default: every registered one) in this process (run it in a
+    fresh process for a clean peak RSS).
 
     An engine the card cannot use (no ONNX graph, no onnxruntime) is reported, not measured.
     """
-    from nervseg.inference.engines import onnx_problem
+    from nervseg.inference.engines import problem
     from nervseg.inference.segmenter import configure_threads, load
     from nervseg.models.cards import get_card
 
@@ -151,10 +169,10 @@ def bench_one(model_id: str, directory: Path, runs: int, batch: int, video: str 
     base_peak, base_now = _rss_mb(), _current_rss_mb()
     card = get_card(model_id, directory)
     segs, load_s, skipped = {}, {}, {}
-    for e in engines:
-        problem = onnx_problem(card) if e == "onnx" else None
-        if problem:
-            skipped[e] = problem
+    for e in engines or engine_names():
+        why = problem(e, card)
+        if why:
+            skipped[e] = why
             continue
         t0 = time.perf_counter()
         segs[e] = load(model_id, models_dir=directory, engine=e)
@@ -231,7 +249,7 @@ def merge_engines(parts: list[dict]) -> dict:
     if errors:
         return errors[0]
     out = {k: v for k, v in parts[0].items() if k not in PER_ENGINE and k != "video"
-           and not k.startswith(("torch_", "onnx_"))}
+           and not k.startswith(tuple(f"{e}_" for e in engine_names()))}
     out.update(engines=[], engines_skipped={}, rounds=0)
     videos = {}
     for engine in dict.fromkeys(_engine_of(p) for p in parts):
@@ -302,8 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads of both engines (default: nervseg.inference.segmenter's choice). On a machine busy with "
                          "other work, 1 thread avoids threads waiting on each other and can be much faster")
-    ap.add_argument("--engines", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"],
-                    help="engines to measure (default: both)")
+    ap.add_argument("--engines", nargs="+", choices=engine_names(), default=list(engine_names()),
+                    help="engines to measure (default: every registered one)")
     ap.add_argument("--json", type=Path, default=Path("artifacts/bench.json"), help="where to write results")
     ap.add_argument("--video", default=None, metavar="CLIP", help="also time a clip end to end along the Cine page's path (nervseg.cine.view)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
@@ -386,7 +404,7 @@ def main(argv=None) -> list[dict]:
         spec = json.loads(args.worker)
         res = bench_one(spec["model_id"], Path(spec["dir"]), spec["runs"], spec["batch"], spec["video"],
                         spec["video_frames"], spec["random"], spec.get("threads", 0),
-                        tuple(spec.get("engines", ("torch", "onnx"))))
+                        tuple(spec.get("engines", engine_names())))
         print(json.dumps(res))
         return [res]
     if args.runs < 1 or args.batch < 1 or args.rounds < 1:

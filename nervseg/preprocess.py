@@ -3,15 +3,15 @@
 The albumentations pattern: each filter is a pure OpenCV function beside a schema of its
 parameters (label, type, range, step, the value that turns it off, the odd-kernel rule,
 help). Validation, the order filters run in, `describe`, `is_identity` and the Lab's
-sliders all come from `FILTERS`, so a new filter is one entry (plus its test).
-`Preprocess()` is the identity. Every filter is deterministic (fixed parameters, no
+sliders all come from `FILTERS`, so a new filter is one entry there, or one `register(Filter(...))`
+call from outside (plus its test). `Preprocess()` is the identity. Every filter is deterministic (fixed parameters, no
 random sampling), so a preview equals what the model sees.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, make_dataclass
+from dataclasses import FrozenInstanceError, dataclass
 
 import cv2
 import numpy as np
@@ -87,7 +87,7 @@ class Filter:
 # The registry, in the order filters run: speckle first (NLM averages the speckle texture
 # away while keeping nerve fascicle edges, unlike a bilateral filter), then median,
 # Gaussian, and contrast equalisation last so it does not amplify the speckle.
-FILTERS: tuple[Filter, ...] = (
+FILTERS: list[Filter] = [
     Filter("nlm", nlm, (Param("nlm_strength", "Speckle reduction (non-local means h)", float, 0.0, 30.0, 1.0, 0.0,
                               "0 = off. Averages speckle texture, keeps edges."),), "NLM h={nlm_strength:g}"),
     Filter("median", median, (Param("median_kernel", "Median filter kernel", int, 0, 15, 1, 0,
@@ -98,16 +98,71 @@ FILTERS: tuple[Filter, ...] = (
                                   "0 = off. Local contrast equalisation."),
                             Param("clahe_tile", "CLAHE tiles per side", int, 2, 32, 1, 8, "Used when CLAHE is on.",
                                   off=None)), "CLAHE clip={clahe_clip:g} tiles={clahe_tile}"),
-)
+]
 PARAMS: dict[str, Param] = {p.name: p for f in FILTERS for p in f.params}
 
 
-class _Settings:
-    """Methods of Preprocess; its fields are generated from PARAMS."""
+def register(new: Filter, before: str | None = None) -> Filter:
+    """Add a filter to the registry (run before the filter keyed `before`, else last); its parameters
+    become Preprocess settings, Lab sliders and card keys at once."""
+    taken = {f.key for f in FILTERS}
+    if new.key in taken or any(p.name in PARAMS for p in new.params):
+        raise ValueError(f"filter {new.key!r} or one of its parameters is already registered")
+    at = next((i for i, f in enumerate(FILTERS) if f.key == before), len(FILTERS)) if before else len(FILTERS)
+    FILTERS.insert(at, new)
+    PARAMS.clear()
+    PARAMS.update({p.name: p for f in FILTERS for p in f.params})
+    return new
 
-    def __post_init__(self) -> None:
+
+def unregister(key: str) -> None:
+    """Remove a registered filter (tests that add one put the registry back)."""
+    FILTERS[:] = [f for f in FILTERS if f.key != key]
+    PARAMS.clear()
+    PARAMS.update({p.name: p for f in FILTERS for p in f.params})
+
+
+class Preprocess:
+    """Filter settings, one per registry parameter (PARAMS: name, range, help), each defaulting to its
+    `default`; applied in the registry's order. Immutable and hashable; built from the registry when
+    made, so a registered filter is a setting at once."""
+
+    def __init__(self, **values) -> None:
+        unknown = set(values) - set(PARAMS)
+        if unknown:
+            raise TypeError(f"Preprocess got unexpected settings {sorted(unknown)}")
+        full = {k: values.get(k, p.default) for k, p in PARAMS.items()}
         for p in PARAMS.values():
-            p.check(getattr(self, p.name))
+            p.check(full[p.name])
+        object.__setattr__(self, "_values", full)
+
+    def __getattr__(self, name: str):
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            return values[name]
+        if name in PARAMS:  # registered after this object was made: its default (off)
+            return PARAMS[name].default
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Preprocess) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.to_dict().items())))
+
+    def __repr__(self) -> str:
+        return "Preprocess(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
+
+    def __reduce__(self):
+        return (_from_values, (self.to_dict(),))
+
+    @staticmethod
+    def names() -> list[str]:
+        """The settings' names, in registry order."""
+        return list(PARAMS)
 
     @property
     def is_identity(self) -> bool:
@@ -115,7 +170,8 @@ class _Settings:
         return not any(f.is_on(values) for f in FILTERS)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = self.__dict__["_values"]
+        return {k: values.get(k, p.default) for k, p in PARAMS.items()}
 
     @classmethod
     def from_dict(cls, d: dict | None):
@@ -136,13 +192,8 @@ class _Settings:
         return ", ".join(parts) or "none"
 
 
-Preprocess = make_dataclass(
-    "Preprocess", [(p.name, p.type, field(default=p.default)) for p in PARAMS.values()], bases=(_Settings,),
-    frozen=True,
-)
-Preprocess.__module__ = __name__  # make_dataclass takes `module=` only from Python 3.12
-Preprocess.__doc__ = "Filter settings, one field per registry parameter: " + "; ".join(
-    f"{p.name} {p.min}..{p.max} ({p.help})" for p in PARAMS.values()) + ". Applied in the registry's order."
+def _from_values(values: dict) -> Preprocess:
+    return Preprocess(**{k: v for k, v in values.items() if k in PARAMS})
 
 
 def apply(image: np.ndarray, settings: Preprocess | None = None) -> np.ndarray:

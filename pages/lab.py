@@ -26,7 +26,7 @@ def _store() -> None:
 
 
 active = (ac.current_preprocess() or own).to_dict()
-cols = st.columns(3) + st.columns(3)
+cols = [c for _ in range(len(PARAMS) // 3 + 1) for c in st.columns(3)]  # a slider per setting, then Reset
 for col, (k, p) in zip(cols, PARAMS.items()):
     if f"lab_{k}" not in st.session_state:
         st.session_state[f"lab_{k}"] = p.type(active[k])

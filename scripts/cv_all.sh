@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TASKS=${TASKS:-"kaggle-bp usgra"}
-ARCHS=${ARCHS:-"unet densenet sk-unet"}
+ARCHS=${ARCHS:-$($PY -c "from nervseg.models.cards import ARCHITECTURES; print(*ARCHITECTURES)")}  # the registry's
 STEP=${STEP:-all}  # folds | cv | final | summary | all
 RUN=""
 [[ ${DRY:-0} == 1 ]] && RUN="echo +"

@@ -67,7 +67,11 @@ def measure(repeats: int) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--engines", nargs="+", default=["onnx", "torch"], choices=["onnx", "torch"])
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from nervseg.inference.engines import ENGINES  # the registry (importing it loads neither engine)
+
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="$NERVSEG_THREADS for the app (0: its default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")

@@ -90,12 +90,13 @@ def random_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_cards():
-    """The model cards shipped in models/ (skips when there are none yet)."""
-    from nervseg.models.cards import available
+    """The model cards shipped in models/; fails when one does not load or there are none (they are part of
+    the project, not optional)."""
+    from nervseg.models.cards import available_with_errors
 
-    cards = available(nervseg.models_dir())
-    if not cards:
-        pytest.skip(f"no shipped models in {nervseg.models_dir()} yet")
+    cards, errors = available_with_errors(nervseg.models_dir())
+    assert not errors, f"model cards that do not load: {errors}"
+    assert cards, f"no model cards in {nervseg.models_dir()}"
     return cards
 
 

@@ -17,12 +17,9 @@ if str(ROOT) not in sys.path:  # the page imports dashboard from the project roo
 
 @pytest.fixture(scope="module")
 def shipped_bp_model():
-    from nervseg.models.cards import ModelError, get_card
+    from nervseg.models.cards import get_card
 
-    try:
-        return get_card(MODEL_ID)
-    except ModelError as e:
-        pytest.skip(f"shipped model {MODEL_ID} not available yet ({e})")
+    return get_card(MODEL_ID)
 
 
 @pytest.fixture(scope="module")

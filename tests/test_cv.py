@@ -100,6 +100,12 @@ def test_run_folds_scores_every_held_out_image_once(tmp_path):
     assert [c[c.index("--fold") + 1] for c in calls] == ["0", "1", "1"]
     oof.write_text("")  # folds scored in parallel may leave a stale oof.csv: the summary rebuilds it
     assert len(cv_summary.load_oof(tmp_path / "cv", "usgra")["unet"]) == len(rows)
+    tracked = tmp_path / "tracked" / "usgra" / "unet"  # the queue's layout: splits/cv/<task>/<arch>/fold<K>.csv
+    tracked.mkdir(parents=True)
+    for k in (0, 1):
+        (tracked / f"fold{k}.csv").write_bytes((run.fold_dir(k) / "scores.csv").read_bytes())
+    assert sorted((r["stem"], r["class"]) for r in cv_summary.load_oof(tmp_path / "tracked", "usgra")["unet"]) == \
+        sorted((r["stem"], r["class"]) for r in rows)
 
 
 def _rows(arch, shift, rng, n_groups=20, per=4, k=5):
@@ -204,16 +210,19 @@ def test_cv_all_uses_one_recipe_per_task():
     get identical flags except the architecture and its --init-from id, with a budget in epochs."""
     import os
     import subprocess
+    import sys
+
+    from nervseg.models.cards import ARCHITECTURES
 
     script = Path(__file__).resolve().parent.parent / "scripts" / "cv_all.sh"
     res = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "DRY": "1", "STEP": "all"})
+                         env={**os.environ, "DRY": "1", "STEP": "all", "PY": sys.executable})
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("+ ")]
     for task in ("kaggle-bp", "usgra"):
         for kind in ("nervseg.cv run", "nervseg.train"):
             sel = [ln for ln in lines if kind in ln and f"--task {task} " in ln]
             archs = [ln.split(" --arch ")[1].split(" ")[0] for ln in sel]
-            assert sorted(set(archs)) == sorted(cv.ARCHS)
+            assert sorted(set(archs)) == sorted(ARCHITECTURES)
             assert len(sel) == (15 if kind == "nervseg.cv run" else 3)  # the CV runs one process per fold
             flags = {re.sub(r"--folds \d ", "", ln.split(" --arch ")[1].split(" ", 1)[1])
                      .replace(f"kaggle-bp-{a}", "kaggle-bp-ARCH") for ln, a in zip(sel, archs)}

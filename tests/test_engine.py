@@ -18,10 +18,10 @@ from nervseg.models.cards import ModelError, available
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_masks as refs  # noqa: E402
+from shipped import SHIPPED_IDS as SHIPPED  # noqa: E402
+from shipped import per_model  # noqa: E402
 
-SHIPPED = [c.id for c in available(nervseg.models_dir())]
-shipped = pytest.mark.parametrize(
-    "model_id", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models in models/"))])
+shipped = per_model()
 
 
 @pytest.fixture(scope="module")

@@ -100,11 +100,28 @@ def test_deflate_dicom_holding_more_than_its_header_says(tmp_path):
     assert_refused(run_hostile(tmp_path, data, "nio.load_image(data, 'lie.dcm')"), "expands beyond", added_mb=50)
 
 
-@pytest.mark.parametrize("call,pattern", [("nio.load_frames(data, 'h.dcm')", "too large"),
-                                          ("nio.load_image(data, 'h.dcm')", "could not be decoded")])
+@pytest.mark.parametrize("call,pattern", [("nio.load_frames(data, 'h.dcm')", "damaged"),
+                                          ("nio.load_image(data, 'h.dcm')", "damaged")])
 def test_dicom_header_claiming_gigabytes_refused(tmp_path, call, pattern):
     data = hostile.header_only_dicom(6000, 6000, 60)  # claims 4.3 GB of 16-bit pixels in 1 kB
     assert_refused(run_hostile(tmp_path, data, call), pattern, added_mb=50)
+
+
+@pytest.mark.parametrize("loader", ["load_image", "load_image_data", "load_frames"])
+def test_dicom_declaring_more_frames_than_it_holds_is_refused_as_damaged(tmp_path, loader):
+    """A header declaring 100,000 frames over one frame of pixel data: every loader says damaged."""
+    import pydicom
+    from test_io import _dicom
+
+    from nervseg import io as nio
+
+    p = tmp_path / "short.dcm"
+    _dicom(p, (np.arange(20 * 30).reshape(1, 20, 30) % 200).astype(np.uint8))
+    ds = pydicom.dcmread(p)
+    ds.NumberOfFrames = 100_000
+    ds.save_as(p)
+    with pytest.raises(nio.InputError, match="damaged.*100000 frame.*holds 1"):
+        getattr(nio, loader)(p.read_bytes(), "short.dcm")
 
 
 def test_small_deflated_dicom_still_reads(tmp_path):

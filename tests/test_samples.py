@@ -155,9 +155,10 @@ def test_no_bundled_sample_has_a_near_duplicate_among_training_images(data_root)
     import json
 
     from nervseg.data import folds
+    from nervseg.data.datasets import TASKS
     from nervseg.models.cards import available
 
-    stems, vectors = folds.usgra_vectors(data_root)
+    stems, vectors = folds.similarity_vectors(TASKS["usgra"].pairs("main", data_root))
     groups = folds.similarity_groups(vectors, stems)
     for card in [c for c in available() if c.task == "usgra"]:
         val = set(card.data["split"]["val_stems"])

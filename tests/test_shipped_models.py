@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shipped import per_model as _per_model  # noqa: E402
 
 import nervseg
-from nervseg.data.pairs import kaggle_subject
+from nervseg.data.datasets import TASKS
 from nervseg.io.readers import check_pair, load_image, load_mask
-from nervseg.models.cards import ARCHITECTURES, available, sha256_file
+from nervseg.models.cards import ARCHITECTURES, sha256_file
 from nervseg.preprocess import Preprocess
 
-SHIPPED_IDS = [c.id for c in available(nervseg.models_dir())]
-per_model = pytest.mark.parametrize(
-    "model_id",
-    SHIPPED_IDS or [pytest.param(None, marks=pytest.mark.skip(reason=f"no shipped models in {nervseg.models_dir()}"))],
-)
+per_model = _per_model()
 TASK_CLASSES = {"kaggle-bp": ["background", "nerve"], "usgra": ["background", "nerve", "vessel"]}
 
 
@@ -78,7 +75,7 @@ def _heldout_pairs(card, data_root, n: int = 6):
                 for s in stems]
     val_subjects = set(split["val_subjects"])
     folder = data_root / "kaggle-bp" / "images-256"
-    images = [p for p in sorted((folder / "images").glob("*.png")) if kaggle_subject(p.stem) in val_subjects]
+    images = [p for p in sorted((folder / "images").glob("*.png")) if TASKS["kaggle-bp"].group_of(p.stem) in val_subjects]
     step = max(1, len(images) // n)
     return [(p, folder / "masks" / f"{p.stem}_mask.png") for p in images[::step][:n]]
 

@@ -31,7 +31,7 @@ def test_tuning_scores_every_foreground_class_and_picks_the_best(random_model_di
 
 
 def test_tuning_pairs_come_from_training_data_only(data_root):
-    from nervseg.data.pairs import kaggle_subject
+    from nervseg.data.datasets import TASKS
     from nervseg.data.splits import split_task
     from nervseg.evaluate.tune import tuning_pairs
 
@@ -42,5 +42,5 @@ def test_tuning_pairs_come_from_training_data_only(data_root):
     kaggle = split_task("kaggle-bp", data_root)
     pairs, _ = tuning_pairs(kaggle, data_root)
     train_subjects = set(kaggle.description["train_subjects"])
-    assert pairs and all(kaggle_subject(p.stem) in train_subjects for p in pairs)
+    assert pairs and all(TASKS["kaggle-bp"].group_of(p.stem) in train_subjects for p in pairs)
     assert not {p.stem for p in pairs} & {p.stem for p in kaggle.heldout_fullres}

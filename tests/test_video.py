@@ -70,12 +70,7 @@ def bp_clip() -> Path:
 @pytest.fixture(scope="module")
 def bp_segmenter():
     from nervseg.inference.segmenter import load
-    from nervseg.models.cards import ModelError
-
-    try:
-        return load("kaggle-bp-unet", device="cpu")
-    except ModelError as e:
-        pytest.skip(f"shipped model kaggle-bp-unet not available yet ({e})")
+    return load("kaggle-bp-unet", device="cpu")
 
 
 def decode_count(data_or_path) -> tuple[int, int, int]:

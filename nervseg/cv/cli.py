@@ -9,9 +9,11 @@ from pathlib import Path
 
 from nervseg import PROJECT_ROOT
 from nervseg.cv import summary as cv_summary
-from nervseg.cv.run import ARCHS, CV_ROOT, MAIN_SET, CvRun, heldout, run_folds
+from nervseg.cv.run import CV_ROOT, CvRun, heldout, run_folds
 from nervseg.cv.run import __doc__ as RUN_DOC
 from nervseg.data import folds as fl
+from nervseg.data.datasets import TASKS
+from nervseg.models.cards import ARCHITECTURES, available
 
 
 def main(argv=None) -> None:
@@ -20,8 +22,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m nervseg.cv", description=RUN_DOC.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and score folds of one architecture")
-    r.add_argument("--task", required=True, choices=sorted(MAIN_SET))
-    r.add_argument("--arch", required=True, choices=ARCHS)
+    r.add_argument("--task", required=True, choices=TASKS)
+    r.add_argument("--arch", required=True, choices=ARCHITECTURES)
     r.add_argument("--folds", default=None, help="comma-separated fold numbers (default: all)")
     r.add_argument("--recipe-args", default="", help="training flags shared by every fold, one quoted string")
     r.add_argument("--init-dir", type=Path, default=PROJECT_ROOT / "models", help="where --init-from models are")
@@ -29,7 +31,7 @@ def main(argv=None) -> None:
     r.add_argument("--cv-root", type=Path, default=CV_ROOT, help="where fold models and scores go (default: runs/cv)")
     for name in ("summarise", "apply", "heldout"):
         p = sub.add_parser(name)
-        p.add_argument("--task", required=True, choices=sorted(MAIN_SET))
+        p.add_argument("--task", required=True, choices=TASKS)
         p.add_argument("--cv-root", type=Path, default=None, help="default: runs/cv (heldout: runs/cv-heldout)")
         p.add_argument("--out-dir", type=Path, default=None, help="summary files (default: splits/)")
     sub.choices["apply"].add_argument("--models", type=Path, default=PROJECT_ROOT / "models")
@@ -42,7 +44,8 @@ def main(argv=None) -> None:
                                   init_dir=args.init_dir, rescore=args.rescore)))
         elif args.cmd == "heldout":
             out_root = args.cv_root or PROJECT_ROOT / "runs" / "cv-heldout"
-            for arch in ARCHS:
+            shipped = {c.id for c in available()}
+            for arch in [a for a in ARCHITECTURES if f"{args.task}-{a}" in shipped]:  # the task's shipped models
                 print(heldout(args.task, arch, out_root=out_root))
             cv_summary.write(args.task, out_root, args.out_dir or out_root, heldout=True)
         elif args.cmd == "summarise":

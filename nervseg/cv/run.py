@@ -1,9 +1,11 @@
 """Grouped k-fold cross-validation: train each fold, score its held-out images, summarise.
 
-    python -m nervseg.cv run --task usgra --arch unet --recipe-args "--size 256 256 --epochs 150 ..."
-    python -m nervseg.cv summarise --task usgra          # splits/usgra-cv-summary.json, splits/usgra-paired.json
-    python -m nervseg.cv apply --task usgra              # copies those blocks into models/usgra-*.json
-    python -m nervseg.cv heldout --task kaggle-bp        # shipped models on their own held-out split
+    python -m nervseg.cv run --task TASK --arch ARCH --recipe-args "--size 256 256 --epochs 150 ..."
+    python -m nervseg.cv summarise --task TASK       # splits/TASK-cv-summary.json, splits/TASK-paired.json
+    python -m nervseg.cv apply --task TASK           # copies those blocks into models/TASK-*.json
+    python -m nervseg.cv heldout --task TASK         # shipped models on their own held-out split
+
+Tasks are the dataset spec's (nervseg.data.datasets), architectures the registry's (nervseg.models.cards).
 
 Training goes through the training CLI (`--split-file splits/<task>-folds.json --fold K`), one
 process per fold; scoring happens here, through nervseg.inference.segmenter at each image's own resolution,
@@ -26,16 +28,12 @@ from pathlib import Path
 
 from nervseg import PROJECT_ROOT, data_root
 from nervseg.data import folds as fl
-from nervseg.data.datasets import Pair
-from nervseg.data.pairs import find_pairs, kaggle_subject
+from nervseg.data.datasets import Pair, spec
 from nervseg.evaluate.presence import presence_score
 from nervseg.io.readers import load_image, load_mask
 from nervseg.metrics import score
 
 CV_ROOT = PROJECT_ROOT / "runs" / "cv"
-ARCHS = ("unet", "densenet", "sk-unet")
-MAIN_SET = {"usgra": "usgra-seg", "kaggle-bp": "kaggle-bp/images-256"}
-FULLRES_SET = {"kaggle-bp": "kaggle-bp/fullres"}  # scored too: the Kaggle rule and presence need empty frames
 ROW_KEYS = ("task", "arch", "fold", "set", "stem", "group", "class", "truth_empty", "pred_empty",
             "dice", "precision", "sensitivity", "presence", "tp", "fp", "fn")
 
@@ -102,15 +100,15 @@ def stage_init_model(run: CvRun, fold: int) -> None:
 
 
 def eval_pairs(ff: fl.FoldFile, task: str, fold: int, root: Path | None = None) -> list[tuple[str, Pair, str]]:
-    """(set, pair, group) of every image that fold `fold` holds out: its main-set stems, and for
-    kaggle-bp the full-resolution frames of its subjects."""
-    root = Path(root) if root else data_root()
+    """(set, pair, group) of every image that fold `fold` holds out: its main-set stems, and the frames
+    of its groups in the task's extra set (scored too: e.g. the Kaggle rule and presence need empty frames)."""
+    ds, root = spec(task), Path(root) if root else data_root()
     test = set(ff.test_stems(fold))
-    out = [("main", p, ff.groups[p.stem]) for p in find_pairs(root / MAIN_SET[task]) if p.stem in test]
-    if task in FULLRES_SET:
-        for p in find_pairs(root / FULLRES_SET[task]):
-            if ff.fold_of_group(kaggle_subject(p.stem)) == fold:
-                out.append(("fullres", p, kaggle_subject(p.stem)))
+    out = [("main", p, ff.groups[p.stem]) for p in ds.pairs("main", root) if p.stem in test]
+    if ds.extra:
+        for p in ds.pairs(ds.extra, root):
+            if ff.fold_of_group(ds.group_of(p.stem)) == fold:
+                out.append((ds.extra, p, ds.group_of(p.stem)))
     return out
 
 
@@ -183,9 +181,9 @@ def run_folds(run: CvRun, train=subprocess.run) -> Path:
         seg = load(run.model_id, models_dir=d)
         items = eval_pairs(ff, run.task, k, run.data)
         write_rows(score_images(seg, items, run.task, run.arch, k), d / "scores.csv")
-        n_full = sum(s == "fullres" for s, _, _ in items)
-        print(f"[{run.model_id}] fold {k}: scored {len(items) - n_full} images"
-              + (f" and {n_full} full-resolution frames" if n_full else ""), flush=True)
+        n_extra = sum(s != "main" for s, _, _ in items)
+        print(f"[{run.model_id}] fold {k}: scored {len(items) - n_extra} images"
+              + (f" and {n_extra} frames of the extra set" if n_extra else ""), flush=True)
     return collect_oof(run)
 
 
@@ -193,24 +191,24 @@ def heldout(task: str, arch: str, models_dir: Path | None = None, root: Path | N
             out_root: Path = PROJECT_ROOT / "runs" / "cv-heldout") -> Path:
     """A shipped model scored on the held-out split recorded in its card, as one "fold" 0.
 
-    Not cross-validation: one split, whose images also chose the shipped epoch; for kaggle-bp it
-    includes the full-resolution frames of the card's validation subjects.
+    Not cross-validation: one split, whose images also chose the shipped epoch. A card split by group
+    (`val_subjects`) is scored on its validation groups' frames, those of the extra set included; one
+    split by image (`val_stems`), on those images, grouped as the task's fold file groups them.
     """
     from nervseg.inference.segmenter import load
 
+    ds = spec(task)
     seg = load(f"{task}-{arch}", models_dir=models_dir)
     split = seg.card.data.get("split", {})
     root = Path(root) if root else data_root()
-    if task == "kaggle-bp":
-        val = set(split["val_subjects"])
-        items = [("main", p, kaggle_subject(p.stem)) for p in find_pairs(root / MAIN_SET[task])
-                 if kaggle_subject(p.stem) in val]
-        items += [("fullres", p, kaggle_subject(p.stem)) for p in find_pairs(root / FULLRES_SET[task])
-                  if kaggle_subject(p.stem) in val]
+    if "val_subjects" in split:
+        val = {str(g) for g in split["val_subjects"]}
+        items = [(set_name, p, ds.group_of(p.stem)) for set_name in ("main", *([ds.extra] if ds.extra else []))
+                 for p in ds.pairs(set_name, root) if ds.group_of(p.stem) in val]
     else:
         ff = fl.read(fl.folds_path(task))
         val = set(split["val_stems"])
-        items = [("main", p, ff.groups[p.stem]) for p in find_pairs(root / MAIN_SET[task]) if p.stem in val]
+        items = [("main", p, ff.groups[p.stem]) for p in ds.pairs("main", root) if p.stem in val]
     run = CvRun(task, arch, cv_root=out_root)
     write_rows(score_images(seg, items, task, arch, 0), run.fold_dir(0) / "scores.csv")
     return collect_oof(run)

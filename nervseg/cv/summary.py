@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from nervseg.data import folds as fl
+from nervseg.data.datasets import spec
 from nervseg.evaluate import calibrate, stats
 
-# Where presence is calibrated: kaggle-bp's main set has no empty image (all 2,016 have a nerve),
-# so only its full-resolution frames give a true base rate; usgra scores its own images.
-PRESENCE_SET = {"kaggle-bp": "fullres", "usgra": "main"}
+# Where presence is calibrated is the dataset spec's `presence_set`: a set needs empty frames for a
+# true base rate (kaggle-bp's main set has none, so its full-resolution frames calibrate it).
 METRICS = ("dice", "sensitivity", "precision")
 
 
@@ -28,12 +28,18 @@ class SummaryError(ValueError):
 
 
 def load_oof(cv_root: Path, task: str) -> dict[str, list[dict]]:
-    """{arch: rows} for every architecture with an oof.csv under cv_root/task."""
-    from nervseg.cv.run import ARCHS, CvRun, collect_oof, read_rows
+    """{arch: rows} for every architecture with rows under cv_root/task: the queue's tracked
+    fold<K>.csv files (splits/cv), else an oof.csv rebuilt from fold<K>/scores.csv (runs/cv)."""
+    from nervseg.cv.run import CvRun, collect_oof, read_rows
+    from nervseg.models.cards import ARCHITECTURES
 
     out = {}
-    for arch in ARCHS:
+    for arch in ARCHITECTURES:
         base = Path(cv_root) / task / arch
+        tracked = sorted(base.glob("fold*.csv"))
+        if tracked:
+            out[arch] = [r for p in tracked for r in read_rows(p)]
+            continue
         if any(base.glob("fold*/scores.csv")):  # rebuilt from the folds: parallel folds race on oof.csv
             collect_oof(CvRun(task, arch, cv_root=Path(cv_root)))
         if (base / "oof.csv").is_file():
@@ -97,7 +103,7 @@ def presence_for_class(rows: list[dict], measured_on: str) -> tuple[dict | None,
 
 def presence_blocks(rows: list[dict], task: str, source: str) -> tuple[dict, dict]:
     """({class: presence entry}, {class: gating figures}) from one model's out-of-fold rows."""
-    set_name = PRESENCE_SET[task]
+    set_name = spec(task).presence_set
     sel = [r for r in rows if r["set"] == set_name]
     measured_on = f"{len({r['stem'] for r in sel})} {task} {set_name} images, {source}"
     blocks, gating = {}, {}
@@ -121,8 +127,9 @@ def gate_effect(rows: list[dict], block: dict) -> dict:
 
 
 def kaggle_rule(rows: list[dict]) -> dict:
-    """The Kaggle rule (mean Dice, empty-on-empty = 1) on full-resolution frames, overall and per subject."""
-    full = [r for r in rows if r["set"] == "fullres" and r["class"] == "nerve"]
+    """The Kaggle rule (mean Dice, empty-on-empty = 1) on the extra set's frames (kaggle-bp: full resolution),
+    overall and per subject."""
+    full = [r for r in rows if r["set"] != "main" and r["class"] == "nerve"]
     if not full:
         return {}
     per = {g: float(np.mean([r["dice"] for r in full if r["group"] == g])) for g in sorted({r["group"] for r in full})}
@@ -183,7 +190,8 @@ def near_duplicate_split(rows: list[dict], train_stems: set[str], groups: dict[s
 
 
 def _add_leak_check(summary: dict, task: str, by_arch: dict, models_dir: Path | None) -> None:
-    """usgra demo: split each shipped model's held-out figure by near-duplicates in its training split."""
+    """Split each shipped model's held-out figure by near-duplicates in its training split (tasks whose
+    fold groups are near-duplicate clusters; cards split by image)."""
     from nervseg.models.cards import ModelError, get_card
 
     groups = fl.read(fl.folds_path(task)).groups
@@ -208,7 +216,7 @@ def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False,
         summary, paired = summarise(task, by_arch, 1, "the shipped models' own held-out split (see each card)",
                                     "the card's data.split",
                                     source="DEMONSTRATION: one held-out split that also chose the epoch, not CV")
-        if task == "usgra":
+        if spec(task).folds.groups == "similarity":
             _add_leak_check(summary, task, by_arch, models_dir)
     else:
         path = fl.folds_path(task)

@@ -2,17 +2,22 @@
 
 nnU-Net's dataset.json is the model: folders, how images pair with masks, the group key
 that keeps near-duplicates on one side of a split, classes, licence, frame size and where
-post-processing is tuned. Adding a dataset is one entry in that file (plus its data).
+post-processing is tuned. Adding a dataset is one entry in that file (plus its data), or one
+entry in a file of your own named in $NERVSEG_DATASETS (or passed to `add_specs`): nothing in
+the code names a task.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nervseg import data_root
+from nervseg.io.readers import allow_class_ids
 
 SPEC_FILE = Path(__file__).with_name("datasets.json")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm")
@@ -71,6 +76,20 @@ class PairSet:
 
 
 @dataclass(frozen=True)
+class FoldRule:
+    """How `python -m nervseg.data.folds` groups a task's images into cross-validation folds."""
+
+    groups: str = "rule"  # "rule": the spec's group rule; "similarity": near-duplicate clusters of the main set
+    unit: str = "group"  # what one group is, in words (e.g. "subject")
+    apart: tuple[str, ...] = ()  # groups placed in different folds
+    apart_note: str = ""  # why, in words (written into the fold file's grouping)
+    exclude_samples: bool = False  # the bundled demo samples (sample_images/samples.json) are in no fold
+
+
+FOLD_GROUPS = ("rule", "similarity")
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """One task: its data, classes and split rules (see datasets.json for each field's meaning)."""
 
@@ -92,9 +111,25 @@ class DatasetSpec:
     extra: str | None = None
     co_training: bool = False
     clips: str | None = None  # folder of box-annotated cine clips of the same anatomy
+    presence_set: str = "main"  # the set whose frames calibrate presence (it needs empty frames)
+    file_name: str | None = None  # regex with a group "stem": recognises this dataset's images by name
+    folds: FoldRule = FoldRule()
+    credit_line: str | None = None  # shown with one of its images; default "<licence>, <attribution>"
+
+    @property
+    def credit(self) -> str:
+        return self.credit_line or f"{self.licence}, {self.attribution}"
 
     def group_of(self, stem: str) -> str:
         return GROUP_RULES[self.group](stem)
+
+    def stem_of(self, name: str) -> str | None:
+        """The stem of this dataset's image called `name` (a file name or stem, any folder and suffix),
+        None when the name is not one of its images'."""
+        if not self.file_name:
+            return None
+        m = re.match(self.file_name, Path(name).stem)
+        return m.group("stem") if m else None
 
     def pairs(self, set_name: str = "main", root: Path | None = None) -> list[Pair]:
         """Pairs of one of the task's sets under the data root."""
@@ -107,10 +142,20 @@ class DatasetSpec:
         return (Path(root) if root else data_root()) / s.folder / s.images
 
 
-def _spec(key: str, d: dict) -> DatasetSpec:
+def _spec(key: str, d: dict, source: str = SPEC_FILE.name) -> DatasetSpec:
     if d["group"] not in GROUP_RULES:
-        raise ValueError(f"{SPEC_FILE.name}: {key}: unknown group rule {d['group']!r}; known: {sorted(GROUP_RULES)}")
+        raise ValueError(f"{source}: {key}: unknown group rule {d['group']!r}; known: {sorted(GROUP_RULES)}")
     split = d.get("split", {})
+    folds = dict(d.get("folds") or {})
+    folds["apart"] = tuple(str(g) for g in folds.get("apart", ()))
+    rule = FoldRule(**folds)
+    if rule.groups not in FOLD_GROUPS:
+        raise ValueError(f"{source}: {key}: unknown fold grouping {rule.groups!r}; known: {list(FOLD_GROUPS)}")
+    for name in (d.get("extra"), d.get("presence_set", "main"), "main"):
+        if name is not None and name not in d["sets"]:
+            raise ValueError(f"{source}: {key}: no set {name!r}; its sets: {sorted(d['sets'])}")
+    if d.get("file_name") and "(?P<stem>" not in d["file_name"]:
+        raise ValueError(f"{source}: {key}: file_name needs a named group (?P<stem>...)")
     return DatasetSpec(
         key=key, display=d["display"], data_name=d["data_name"], licence=d["licence"],
         attribution=d.get("attribution", ""), classes=tuple(d["classes"]),
@@ -119,16 +164,37 @@ def _spec(key: str, d: dict) -> DatasetSpec:
         always_val=tuple(split.get("always_val", ())), always_train=tuple(split.get("always_train", ())),
         tuning=d.get("tuning", "train"), tuning_note=d.get("tuning_note", "training-split images"),
         extra=d.get("extra"), co_training=bool(d.get("co_training", False)), clips=d.get("clips"),
+        presence_set=d.get("presence_set", "main"), file_name=d.get("file_name"), folds=rule,
+        credit_line=d.get("credit"),
     )
 
 
 def load_specs(path: Path = SPEC_FILE) -> dict[str, DatasetSpec]:
     """Every task in the spec file, by key (keys starting with '_' are comments)."""
     raw = json.loads(Path(path).read_text())
-    return {k: _spec(k, v) for k, v in raw.items() if not k.startswith("_")}
+    specs = {k: _spec(k, v, Path(path).name) for k, v in raw.items() if not k.startswith("_")}
+    allow_class_ids(max((len(s.classes) - 1 for s in specs.values()), default=0))  # masks may hold their ids
+    return specs
 
 
 TASKS: dict[str, DatasetSpec] = load_specs()
+
+
+def add_specs(path: str | Path) -> list[str]:
+    """Add (or replace) the tasks of another spec file of the same shape; returns their keys.
+
+    How a dataset is added without editing datasets.json; `$NERVSEG_DATASETS` names such files
+    (separated by os.pathsep) for every process, CLIs and the app included.
+    """
+    extra = load_specs(Path(path))
+    TASKS.update(extra)
+    return list(extra)
+
+
+for _path in filter(None, os.environ.get("NERVSEG_DATASETS", "").split(os.pathsep)):
+    add_specs(_path)
+
+
 CO_TRAINING = tuple(k for k, s in TASKS.items() if s.co_training)  # tasks usable as nerve-only co-training data
 
 

@@ -1,13 +1,13 @@
 """Cross-validation folds as data: splits/<task>-folds.json, generated once, read by everyone.
 
-    python -m nervseg.data.folds --task usgra        # writes splits/usgra-folds.json
-    python -m nervseg.data.folds --task kaggle-bp
+    python -m nervseg.data.folds --task TASK        # writes splits/TASK-folds.json (any task of the dataset spec)
 
 File format (agreed, do not change): {"task", "k", "grouping" (the rule, in words), "excluded"
 (demo-sample stems, in no fold and never trained on), "groups" {stem: group id}, "folds" [[stems]]}.
-Groups never straddle folds. kaggle-bp groups are subjects; usgra-seg has no subject labels but
-has near-duplicate frames, so its groups are the connected components of a similarity rule
-(see `similarity_groups`). Folds are balanced by image count, deterministically (seeded).
+Groups never straddle folds. How a task groups is its dataset spec's `folds` entry: by the spec's
+group rule (e.g. subjects), or, for a set without subject labels but with near-duplicate frames,
+the connected components of a similarity rule (see `similarity_groups`). Folds are balanced by
+image count, deterministically (seeded).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nervseg import PROJECT_ROOT, data_root
-from nervseg.data.pairs import find_pairs, kaggle_subject
+from nervseg.data.datasets import TASKS, Pair, spec
 from nervseg.data.splits import FoldFile, SplitError, read_folds
 
 SPLITS_DIR = PROJECT_ROOT / "splits"
@@ -28,9 +28,6 @@ SAMPLES_FILE = PROJECT_ROOT / "sample_images" / "samples.json"
 SIM_SIZE = 16  # compared after an area downscale to SIM_SIZE x SIM_SIZE grey (coarse: over-grouping costs
 # little, a near-duplicate split across folds leaks; at r > 0.9, 16 px groups 68 images, 32 px 43, 64 px 14)
 SIM_THRESHOLD = 0.9  # Pearson correlation above which two images count as near-duplicates
-# Subjects 1 and 2 hold the only full-resolution frames (the only empty ones): in different folds,
-# every fold model still trains on some real empty frames.
-KAGGLE_APART = ("1", "2")
 
 
 FoldError = SplitError  # one error type for fold files, raised by the one reader in nervseg.data.splits
@@ -55,7 +52,7 @@ def sample_stems(samples_file: Path | None = None) -> list[str]:
 
 def check_current(ff: FoldFile, samples_file: Path | None = None) -> None:
     """FoldError when the fold file's exclusions differ from today's demo samples (rerun the CLI)."""
-    if ff.task != "usgra":
+    if ff.task not in TASKS or not TASKS[ff.task].folds.exclude_samples:
         return
     now = sample_stems(samples_file)
     if sorted(ff.excluded) != now:
@@ -87,13 +84,12 @@ def similarity_groups(vectors: np.ndarray, stems: list[str], threshold: float = 
     return {s: "g" + first[int(lab)] for s, lab in zip(stems, labels)}
 
 
-def usgra_vectors(root: Path) -> tuple[list[str], np.ndarray]:
-    """Stems and SIM_SIZE x SIM_SIZE area-downscaled grey images of usgra-seg, flattened."""
+def similarity_vectors(pairs: list[Pair]) -> tuple[list[str], np.ndarray]:
+    """Stems and SIM_SIZE x SIM_SIZE area-downscaled grey images of the pairs' images, flattened."""
     import cv2
 
     from nervseg.io.readers import load_image
 
-    pairs = find_pairs(root / "usgra-seg")
     vecs = [cv2.resize(load_image(p.image), (SIM_SIZE, SIM_SIZE), interpolation=cv2.INTER_AREA).ravel()
             for p in pairs]
     return [p.stem for p in pairs], np.stack(vecs)
@@ -125,23 +121,24 @@ def make_folds(task: str, root: Path | None = None, k: int = 5, seed: int = 0,
                samples_file: Path | None = None) -> FoldFile:
     """The fold file of a task, from the data."""
     root = Path(root) if root else data_root()
-    if task == "usgra":
-        stems, vecs = usgra_vectors(root)
-        groups = similarity_groups(vecs, stems)
+    try:
+        ds = spec(task)
+    except ValueError as e:
+        raise FoldError(str(e)) from None
+    rule, pairs = ds.folds, ds.pairs("main", root)
+    balance = f"{k} folds balanced by image count (largest {rule.unit} first, seed {seed})"
+    if rule.groups == "similarity":
+        stems, vecs = similarity_vectors(pairs) if pairs else ([], np.zeros((0, 1)))
+        groups = similarity_groups(vecs, stems) if stems else {}
         grouping = (f"near-duplicates together: connected components of Pearson correlation > {SIM_THRESHOLD} "
-                    f"between {SIM_SIZE}x{SIM_SIZE} area-downscaled grey images; then {k} folds balanced "
-                    f"by image count (largest group first, seed {seed})")
-        excluded, apart = [s for s in sample_stems(samples_file) if s in groups], ()
-    elif task == "kaggle-bp":
-        stems = [p.stem for p in find_pairs(root / "kaggle-bp" / "images-256")]
-        groups = {s: kaggle_subject(s) for s in stems}
-        grouping = (f"by subject (the number before the underscore); {k} folds balanced by image count "
-                    f"(largest subject first, seed {seed}); subjects {' and '.join(KAGGLE_APART)} (the only "
-                    "full-resolution frames, with every empty one) in different folds; full-resolution "
-                    "frames belong to their subject's fold")
-        excluded, apart = [], KAGGLE_APART
+                    f"between {SIM_SIZE}x{SIM_SIZE} area-downscaled grey images; then {balance}")
     else:
-        raise FoldError(f"unknown task {task!r}; known: usgra, kaggle-bp")
+        groups = {p.stem: ds.group_of(p.stem) for p in pairs}
+        grouping = f"{ds.grouping}; {balance}"
+    if rule.apart_note:
+        grouping += f"; {rule.apart_note}"
+    excluded = [s for s in sample_stems(samples_file) if s in groups] if rule.exclude_samples else []
+    apart = rule.apart
     if not groups:
         raise FoldError(f"no {task} images found under {root}")
     kept = {s: g for s, g in groups.items() if s not in set(excluded)}
@@ -168,7 +165,7 @@ def describe(ff: FoldFile) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m nervseg.data.folds", description=__doc__.split("\n")[0])
-    ap.add_argument("--task", required=True, choices=["usgra", "kaggle-bp"])
+    ap.add_argument("--task", required=True, choices=TASKS)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=None, help="data root (default: $NERVSEG_DATA or ../shared/data)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_SUFFIXES, TASKS, Pair, mask_names_image  # noqa: F401
+from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_SUFFIXES, Pair, mask_names_image  # noqa: F401
 
 
 def _mask_for(stem: str, folders: list[Path]) -> Path | None:
@@ -34,8 +34,3 @@ def find_pairs(folder: Path) -> list[Pair]:
         if m is not None and m != p:
             pairs.append(Pair(p, m))
     return pairs
-
-
-def kaggle_subject(stem: str) -> str:
-    """Subject id of a Kaggle frame name `SUBJ_IMG` (the kaggle-bp spec's group rule)."""
-    return TASKS["kaggle-bp"].group_of(stem)

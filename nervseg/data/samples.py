@@ -213,8 +213,7 @@ def _local_samples(per_dataset: int, root: Path) -> tuple[LocalSample, ...]:
             label = pair_set.folder.split("/")[0] + ("" if set_name == "main" else f" {set_name}")
             step = max(1, len(pairs) // per_dataset) if pairs else 1
             for p in pairs[::step][:per_dataset]:
-                out.append(LocalSample(f"{label} {p.stem}", label, p.image, p.mask, ds.attribution
-                                       if ds.licence.startswith("Kaggle") else f"{ds.licence}, {ds.attribution}"))
+                out.append(LocalSample(f"{label} {p.stem}", label, p.image, p.mask, ds.credit))
     return tuple(out)
 
 

@@ -11,6 +11,24 @@ CLASS_LABELS: dict[int, str] = {1: "nerve", 2: "vessel"}
 ERROR_COLOURS = {"TP": (40, 200, 80), "FP": (230, 60, 200), "FN": (40, 160, 255)}
 # Ground-truth outlines, drawn over a prediction: light tones distinct from the class tints.
 TRUTH_COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 255, 255), 2: (0, 230, 255)}
+# Class ids 3, 4, ... (a task with more structures) take these in turn, tint and outline alike.
+MORE_COLOURS: tuple[tuple[int, int, int], ...] = ((60, 200, 90), (255, 110, 40), (150, 110, 255), (0, 170, 170))
+
+
+def class_colour(cid: int, truth: bool = False) -> tuple[int, int, int]:
+    """The colour of class id `cid` (>= 1): the fixed ones for 1 and 2, then MORE_COLOURS in turn."""
+    fixed = TRUTH_COLOURS if truth else CLASS_COLOURS
+    return fixed[cid] if cid in fixed else MORE_COLOURS[(cid - 1 - len(fixed)) % len(MORE_COLOURS)]
+
+
+def class_colours(largest: int, truth: bool = False) -> dict[int, tuple[int, int, int]]:
+    """{class id: colour} for ids 1..largest (at least the fixed ones)."""
+    fixed = TRUTH_COLOURS if truth else CLASS_COLOURS
+    return {c: class_colour(c, truth) for c in range(1, max(int(largest), max(fixed)) + 1)}
+
+
+def _colours_for(mask: np.ndarray, truth: bool = False) -> dict[int, tuple[int, int, int]]:
+    return class_colours(int(mask.max()) if mask.size else 0, truth)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -19,7 +37,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45, colours=None) -> np.ndarray:
     """Grey image with each class id tinted in its colour at opacity `alpha`."""
-    colours = colours or CLASS_COLOURS
+    colours = colours or _colours_for(mask)
     rgb = to_rgb(image)
     for cid, colour in colours.items():  # float32 blend of the tinted pixels only; a blend of 0..255 stays in it
         sel = mask == cid
@@ -30,7 +48,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45, colours=No
 
 def contours(image: np.ndarray, mask: np.ndarray, thickness: int = 2, colours=None) -> np.ndarray:
     """Grey image with each class's outline drawn (OpenCV contours)."""
-    colours = colours or CLASS_COLOURS
+    colours = colours or _colours_for(mask)
     rgb = np.ascontiguousarray(to_rgb(image))
     for cid, colour in colours.items():
         found, _ = cv2.findContours((mask == cid).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -40,7 +58,7 @@ def contours(image: np.ndarray, mask: np.ndarray, thickness: int = 2, colours=No
 
 def truth_outline(rgb: np.ndarray, truth: np.ndarray, thickness: int = 2) -> np.ndarray:
     """Ground-truth outlines (TRUTH_COLOURS) drawn over an RGB view of the same size."""
-    return contours(rgb, truth, thickness, TRUTH_COLOURS)
+    return contours(rgb, truth, thickness, _colours_for(truth, truth=True))
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
@@ -75,11 +93,7 @@ def disagreement_map(image: np.ndarray, masks: list[np.ndarray], alpha: float = 
 
 def legend(classes: list[str]) -> list[tuple[str, str]]:
     """(label, hex colour) for each foreground class present in `classes`."""
-    out = []
-    for cid, name in enumerate(classes):
-        if cid in CLASS_COLOURS:
-            out.append((name, "#%02x%02x%02x" % CLASS_COLOURS[cid]))
-    return out
+    return [(name, "#{:02x}{:02x}{:02x}".format(*class_colour(cid))) for cid, name in enumerate(classes) if cid > 0]
 
 
 def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
@@ -89,7 +103,7 @@ def burn_legend(rgb: np.ndarray, classes: list[str]) -> np.ndarray:
     scale = max(0.4, min(1.0, w / 900))
     size = max(8, int(16 * scale))
     x, y = 8, h - 8
-    for name, colour in reversed([(n, CLASS_COLOURS[c]) for c, n in enumerate(classes) if c in CLASS_COLOURS]):
+    for name, colour in reversed([(n, class_colour(c)) for c, n in enumerate(classes) if c > 0]):
         (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
         cv2.rectangle(out, (x - 4, y - size - 4), (x + size + tw + 10, y + 4), (0, 0, 0), -1)
         cv2.rectangle(out, (x, y - size), (x + size, y), colour, -1)

@@ -35,8 +35,6 @@ class ZipLimits:
 
 
 DEFAULT_ZIP_LIMITS = ZipLimits()  # read at call time: a deployment (or a test) may replace it
-MAX_ZIP_MEMBERS = DEFAULT_ZIP_LIMITS.max_members
-MAX_ZIP_BYTES = DEFAULT_ZIP_LIMITS.max_bytes
 
 
 @dataclass

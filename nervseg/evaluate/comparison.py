@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nervseg import PROJECT_ROOT
+from nervseg.models.cards import ARCHITECTURES
 
 SPLITS_DIR = PROJECT_ROOT / "splits"
-ARCH_NAMES = {"unet": "U-Net", "densenet": "DenseNet", "sk-unet": "SK-U-Net"}
+
+
+def arch_name(key: str) -> str:
+    """An architecture's display name from the registry (the key itself when unknown)."""
+    return ARCHITECTURES[key].display if key in ARCHITECTURES else key
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class TaskComparison:
 
 
 def _better(p: dict) -> str:
-    a, b = ARCH_NAMES.get(p["a"], p["a"]), ARCH_NAMES.get(p["b"], p["b"])
+    a, b = arch_name(p["a"]), arch_name(p["b"])
     return f"{a} over {b}" if p["diff_mean"] > 0 else f"{b} over {a}"
 
 

@@ -33,12 +33,7 @@ def tune_min_component(segmenter: Segmenter, pairs: list[Pair], grid=GRID) -> tu
     """
     images = [load_image(p.image) for p in pairs]
     trues = [load_mask(p.mask) for p in pairs]
-    saved = dict(segmenter.card.postprocess)
-    segmenter.card.postprocess = {}
-    try:
-        masks = [pr.mask for pr in segmenter.predict_many(images)]
-    finally:
-        segmenter.card.postprocess = saved
+    masks = [pr.mask for pr in segmenter.predict_many(images, postprocess=Postprocess(0.0))]  # raw masks
     table = {}
     classes = range(1, len(segmenter.classes))
     for frac in grid:
@@ -64,11 +59,11 @@ def tune_card(segmenter: Segmenter, train_pairs: list[Pair], val_pairs: list[Pai
     """Choose the post-processing, then recompute and save the card's validation figures."""
     card = segmenter.card
     best, table = tune_min_component(segmenter, train_pairs)
-    card.postprocess = {
+    segmenter.set_postprocess({
         "min_component_fraction": best,
         "chosen_on": f"{len(train_pairs)} {chosen_on} (mean Dice over foreground classes, empty-on-empty = 1)",
         "grid": {str(k): round(v, 4) for k, v in table.items()},
-    }
+    })
     card.validation = validation_figures(segmenter, val_pairs, heldout)
 
 

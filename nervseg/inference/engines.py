@@ -1,5 +1,11 @@
 """Inference engines: a normalised (N, 1, H, W) float32 batch in, softmax probabilities out.
 
+An engine is one class registered in `ENGINES` (the `register` decorator) that satisfies `Engine`
+(the Protocol): a `name`, the `device` it runs on, the torch `model` (or None), and a call; its
+class opens it for a card (`open`, raising `Unavailable` with the reason when it cannot run) and
+says whether it may be chosen automatically (`auto`). `create` takes the engine asked for, else the
+first registered `auto` engine that can run the card; nothing else names an engine.
+
 ONNX Runtime runs the graph `nervseg.inference.export` wrote beside the card's weights; torch
 (the training framework) is the fallback for a card without a fresh graph, for a GPU, or
 on request. Neither is imported before it is needed, so the app runs without torch when
@@ -13,12 +19,12 @@ import importlib.util
 import logging
 import os
 import sys
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from nervseg.models.cards import ModelCard, ModelError, sha256_file
 
-ENGINES = ("onnx", "torch")
 log = logging.getLogger(__name__)
 ONNX_FORMAT = "nervseg-onnx-1"  # graph + fp16 external data inside the card's safetensors (nervseg.inference.export)
 _threads: int | None = None  # set once at an entry point; None = the library's defaults
@@ -40,6 +46,61 @@ def _torch():
     if first and _threads:
         torch.set_num_threads(_threads)
     return torch
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What `nervseg.inference.segmenter.Segmenter` needs from an engine."""
+
+    name: str  # the registry key
+    device: str  # where it computes ("cpu", "cuda", ...)
+    model: object  # the torch module, None when the engine has none
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 1, H, W) float32 normalised input -> (N, C, H, W) float32 softmax probabilities."""
+
+
+class Unavailable(ModelError):
+    """An engine cannot run a card here; `notable`: worth a warning when another engine runs instead."""
+
+    def __init__(self, why: str, notable: bool = False):
+        super().__init__(why)
+        self.notable = notable
+
+
+ENGINES: dict[str, type] = {}  # name -> engine class, in the order `create` tries them automatically
+
+
+def register(cls: type) -> type:
+    """Class decorator: add an engine class to the registry (its `name` is the key).
+
+    The class needs `name`, `auto` (whether `create` may pick it unasked), a classmethod
+    `open(card, device) -> Engine` that raises `Unavailable` when it cannot run the card, and
+    instances satisfying `Engine`.
+    """
+    for attr in ("name", "auto", "open"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"engine class {cls.__name__} has no {attr!r}")
+    ENGINES[cls.name] = cls
+    return cls
+
+
+def is_engine(obj) -> bool:
+    """Whether `obj` is an instance of a registered engine class (else, e.g., a bare torch module)."""
+    return isinstance(obj, tuple(ENGINES.values()))
+
+
+def problem(name: str, card: ModelCard, device: str | None = None) -> str | None:
+    """Why engine `name` cannot run the card (None when it can), without keeping it open."""
+    cls = ENGINES[name]
+    check = getattr(cls, "problem", None)
+    if check is not None:
+        return check(card, device)
+    try:
+        cls.open(card, device)
+    except Unavailable as e:
+        return str(e)
+    return None
 
 
 def onnx_available() -> bool:
@@ -92,12 +153,29 @@ def onnx_problem(card: ModelCard) -> str | None:
     return _open(card, optimise=False)[1]
 
 
+@register
 class OnnxEngine:
     """An ONNX Runtime CPU session over the card's graph (weights read from its safetensors)."""
 
-    name = "onnx"
+    name: ClassVar[str] = "onnx"
+    auto: ClassVar[bool] = True  # first choice on the CPU when the card's graph is fresh
     device = "cpu"
     model = None  # no torch module
+
+    @classmethod
+    def open(cls, card: ModelCard, device: str | None = None) -> OnnxEngine:
+        if device not in (None, "cpu"):
+            raise Unavailable(f"the ONNX engine runs on the CPU only (asked for {device})")
+        session, why = _open(card)
+        if session is None:  # a graph that is there but unusable deserves a word
+            raise Unavailable(why, notable=onnx_file(card).is_file())
+        return cls(card, session)
+
+    @classmethod
+    def problem(cls, card: ModelCard, device: str | None = None) -> str | None:
+        if device not in (None, "cpu"):
+            return f"the ONNX engine runs on the CPU only (asked for {device})"
+        return onnx_problem(card)
 
     def __init__(self, card: ModelCard, session=None):
         if session is None:
@@ -114,10 +192,24 @@ class OnnxEngine:
         return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
 
 
+@register
 class TorchEngine:
     """Eager PyTorch over a loaded nn.Module (CPU or GPU)."""
 
-    name = "torch"
+    name: ClassVar[str] = "torch"
+    auto: ClassVar[bool] = True  # the fallback: any card, any device, when torch is installed
+
+    @classmethod
+    def open(cls, card: ModelCard, device: str | None = None) -> TorchEngine:
+        if importlib.util.find_spec("torch") is None:  # the lean app install has no fallback
+            raise Unavailable("torch is not installed")
+        from nervseg.models.cards import load_model
+
+        return cls(load_model(card), device)
+
+    @classmethod
+    def problem(cls, card: ModelCard, device: str | None = None) -> str | None:
+        return None if importlib.util.find_spec("torch") is not None else "torch is not installed"
 
     def __init__(self, model, device: str | None = None):
         torch = _torch()
@@ -133,26 +225,29 @@ class TorchEngine:
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
-def create(card: ModelCard, engine: str | None = None, device: str | None = None):
-    """A ready engine for the card: the one asked for (or $NERVSEG_ENGINE), else ONNX Runtime when the
-    card's graph is fresh and the device is the CPU, else torch. An ONNX engine asked for by name that
-    cannot run raises ModelError saying why."""
-    from nervseg.models.cards import load_model
-
+def create(card: ModelCard, engine: str | None = None, device: str | None = None) -> Engine:
+    """A ready engine for the card: the one asked for (or $NERVSEG_ENGINE), else the first registered
+    automatic engine that can run it (ONNX Runtime when the card's graph is fresh and the device is the
+    CPU, else torch). An engine asked for by name that cannot run raises ModelError saying why."""
     engine = engine or os.environ.get("NERVSEG_ENGINE") or None
-    if engine is not None and engine not in ENGINES:
-        raise ModelError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
-    on_cpu = device in (None, "cpu")
-    if engine == "onnx" and not on_cpu:
-        raise ModelError(f"model {card.id}: the ONNX engine runs on the CPU only (asked for {device})")
-    if engine == "onnx" or (engine is None and on_cpu):
-        session, problem = _open(card)
-        if session is not None:
-            return OnnxEngine(card, session)
-        if engine == "onnx":
-            raise ModelError(f"model {card.id}: {problem}")
-        if importlib.util.find_spec("torch") is None:  # the lean app install has no fallback
-            raise ModelError(f"model {card.id} cannot run: {problem}, and torch is not installed")
-        if onnx_file(card).is_file():  # a graph that is there but unusable deserves a word
-            log.warning("model %s runs on torch: %s", card.id, problem)
-    return TorchEngine(load_model(card), device)
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ModelError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
+        try:
+            return ENGINES[engine].open(card, device)
+        except Unavailable as e:
+            raise ModelError(f"model {card.id}: {e}") from None
+    skipped: list[Unavailable] = []
+    for cls in ENGINES.values():
+        if not cls.auto:
+            continue
+        try:
+            opened = cls.open(card, device)
+        except Unavailable as e:
+            skipped.append(e)
+            continue
+        for e in skipped:
+            if e.notable:
+                log.warning("model %s runs on %s: %s", card.id, cls.name, e)
+        return opened
+    raise ModelError(f"model {card.id} cannot run: " + ", and ".join(str(e) for e in skipped))

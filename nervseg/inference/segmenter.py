@@ -155,8 +155,9 @@ def _default_threads() -> int:
 class Segmenter:
     """A model's engine plus the card that says how to feed it.
 
-    `model` is a torch nn.Module (run eagerly), an engine from `nervseg.inference.engines`, or None to
-    let `nervseg.inference.engines.create` pick one (ONNX Runtime when the card's graph is fresh).
+    `model` is a torch nn.Module (run eagerly), an instance of a registered engine class
+    (`nervseg.inference.engines.register`), or None to let `nervseg.inference.engines.create` pick
+    one: `engine` by name, else ONNX Runtime when the card's graph is fresh, else torch.
     """
 
     def __init__(self, card: ModelCard, model=None, device: str | None = None, tta: bool = False,
@@ -164,7 +165,7 @@ class Segmenter:
         self.card = card
         if model is None:
             self.engine = engines.create(card, engine, device)
-        elif isinstance(model, (engines.OnnxEngine, engines.TorchEngine)):
+        elif engines.is_engine(model):
             self.engine = model
         else:
             self.engine = engines.TorchEngine(model, device)
@@ -202,21 +203,27 @@ class Segmenter:
             probs = np.float32(0.5) * (probs + flipped[..., ::-1])
         return probs
 
-    def _finish(self, probs_small: np.ndarray, shape: tuple[int, int]) -> Prediction:
+    def set_postprocess(self, block: dict) -> None:
+        """A new post-processing block (chosen by tuning), in the card and in use from now on."""
+        self.card.postprocess = block
+        self.postprocess = Postprocess.from_card(block)
+
+    def _finish(self, probs_small: np.ndarray, shape: tuple[int, int], post: Postprocess) -> Prediction:
         full = upsample(probs_small, shape)
         mask, _ = first_max(full)
-        post = Postprocess.from_card(self.card.postprocess)  # read per call: tune swaps the card's block
         min_pixels = post.min_pixels(shape)
         mask = remove_small(mask, min_pixels)
         return Prediction(None, mask, self.classes, 0.0, None, min_pixels, probs_small=np.array(probs_small))
 
-    def predict(self, image: np.ndarray, preprocess: pp.Preprocess | None = None) -> Prediction:
+    def predict(self, image: np.ndarray, preprocess: pp.Preprocess | None = None,
+                postprocess: Postprocess | None = None) -> Prediction:
         """Segment one (H, W) uint8 image.
 
         `preprocess=None` applies the preprocessing the model was trained with (from
-        its card); a `Preprocess` given here replaces it (a what-if).
+        its card); a `Preprocess` given here replaces it (a what-if). `postprocess=None`
+        applies the card's; tuning passes its own to see raw masks.
         """
-        return self.predict_many([image], preprocess)[0]
+        return self.predict_many([image], preprocess, postprocess=postprocess)[0]
 
     def probs_small_many(self, images, preprocess: pp.Preprocess | None = None, batch_size: int = 8) -> np.ndarray:
         """(N, C, h, w) float32 softmax at the model's input size: the network's own output, nothing more.
@@ -229,16 +236,18 @@ class Segmenter:
                                for s in range(0, len(images), batch_size)])
 
     def predict_many(
-        self, images: list[np.ndarray], preprocess: pp.Preprocess | None = None, batch_size: int = 8
+        self, images: list[np.ndarray], preprocess: pp.Preprocess | None = None, batch_size: int = 8,
+        postprocess: Postprocess | None = None,
     ) -> list[Prediction]:
         """Segment several images in batches; `seconds` is each image's share of batch time."""
         settings = self.train_preprocess if preprocess is None else preprocess
+        post = self.postprocess if postprocess is None else postprocess
         out: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             t0 = time.perf_counter()
             probs = self._forward(self._batch(chunk, settings))
-            preds = [self._finish(p, img.shape[:2]) for p, img in zip(probs, chunk, strict=True)]
+            preds = [self._finish(p, img.shape[:2], post) for p, img in zip(probs, chunk, strict=True)]
             each = (time.perf_counter() - t0) / len(chunk)
             for p in preds:
                 p.seconds = each
@@ -250,8 +259,9 @@ def load(model_id: str, models_dir: Path | None = None, device: str | None = Non
          engine: str | None = None) -> Segmenter:
     """Load a shipped model by id (weights checked against the card's sha256).
 
-    `engine`: "onnx", "torch", or None for ONNX Runtime when the card's graph is fresh
-    and the device is the CPU, else torch ($NERVSEG_ENGINE sets the default).
+    `engine`: a registered engine's name (`nervseg.inference.engines.ENGINES`: "onnx", "torch", ...),
+    or None for ONNX Runtime when the card's graph is fresh and the device is the CPU, else torch
+    ($NERVSEG_ENGINE sets the default).
     """
     card = get_card(model_id, models_dir)
     return Segmenter(card, None, device=device, tta=tta, engine=engine)

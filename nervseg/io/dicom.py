@@ -97,6 +97,46 @@ def read_header(data: bytes, name: str):
     return ds, head
 
 
+def frames_in_pixel_data(data: bytes, head: Header) -> int:
+    """How many whole frames the pixel data really holds (0 without pixel data), read from the element
+    headers only: a header may declare 100,000 frames over one frame's bytes (a damaged or hostile file)."""
+    import pydicom
+    from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+    ds = pydicom.dcmread(io.BytesIO(data), defer_size=256)
+    elem = ds.get_item("PixelData") if "PixelData" in ds else None
+    if elem is None:
+        return 0
+    start = getattr(elem, "value_tell", None)
+    if start is None:  # read in full (small): its length is what is there
+        return _whole_frames(len(elem.value), head)
+    if elem.length != 0xFFFFFFFF:  # native: bytes really present after the tag, not the length it claims
+        return _whole_frames(min(elem.length, len(data) - start), head)
+    buf = io.BytesIO(data)
+    buf.seek(start)
+    offsets = parse_basic_offsets(buf)
+    n_fragments, _ = parse_fragments(buf)
+    return len(offsets) if offsets else (n_fragments if head.frames > 1 else min(n_fragments, 1))
+
+
+def _whole_frames(nbytes: int, head: Header) -> int:
+    bits = head.rows * head.columns * head.samples * head.bits_allocated
+    return (8 * nbytes) // bits if bits else 0
+
+
+def check_frames_present(data: bytes, head: Header, name: str) -> None:
+    """InputError when the pixel data holds fewer frames than the header declares."""
+    try:
+        present = frames_in_pixel_data(data, head)
+    except InputError:
+        raise
+    except Exception as e:  # pydicom raises many types for damaged element headers
+        raise InputError(f"{name}: the DICOM pixel data is damaged ({type(e).__name__}: {e}).") from None
+    if present < head.frames:
+        raise InputError(f"{name}: the DICOM file is damaged: its header declares {head.frames} frame(s) but its "
+                         f"pixel data holds {present}. Export it again from the scanner.")
+
+
 def check_budget(head: Header, name: str, limits: Limits, all_frames: bool) -> None:
     """Refuse, from the header alone, what would take too much memory to decode."""
     if head.rows == 0 or head.columns == 0:
@@ -134,6 +174,7 @@ def read_dicom(data: bytes, name: str, limits: Limits, all_frames: bool):
                              f"MB (the limit is {limits.max_bytes / 1e6:.0f} MB); export it uncompressed or smaller.")
         data = inflate(data, name, min(limits.max_bytes, head.frame_bytes * head.frames + HEAD_BYTES))
     ds, head = read_header(data, name)
+    check_frames_present(data, head, name)  # every loader, a still too: a header that lies is damage
     check_budget(head, name, limits, all_frames)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     n = head.frames if all_frames else 1

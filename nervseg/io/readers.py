@@ -21,13 +21,24 @@ from nervseg.io.limits import DEFAULT_LIMITS, InputError, Limits, check_pixels, 
 from nervseg.io.pixels import to_grey
 
 _check_size = check_size
-_check_pixels = check_pixels
-_grey = to_grey
 
 Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DICOM")
 VIDEO_FORMATS = ("MP4", "AVI", "MOV", "DICOM")
+# The largest class id a mask may hold. 2 (nerve, vessel) until a dataset spec with more classes is
+# loaded: nervseg.data.datasets raises it to its largest task's, so io itself names no class.
+_max_class_id = 2
+
+
+def allow_class_ids(largest: int) -> None:
+    """Let masks hold class ids up to `largest` (never lowers the current limit)."""
+    global _max_class_id
+    _max_class_id = max(_max_class_id, int(largest))
+
+
+def max_class_id() -> int:
+    return _max_class_id
 
 
 @dataclass
@@ -205,10 +216,10 @@ def load_image(src: Source, name: str | None = None, limits: Limits = DEFAULT_LI
 
 
 def load_mask(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
-    """(H, W) uint8 class ids: 0 background, 1 nerve, 2 vessel.
+    """(H, W) uint8 class ids: 0 background, 1 nerve, 2 vessel (and up to `max_class_id()`).
 
     Binary masks stored as 0/255 (or 0/1) become 0/1. Class masks (palette or grey
-    PNG/TIFF with values 0, 1, 2) keep their ids. Any other value raises InputError,
+    PNG/TIFF with values 0, 1, 2, ...) keep their ids. Any other value raises InputError,
     since guessing would silently score against the wrong structure.
     """
     data, name = _read(src, name, limits)
@@ -223,7 +234,7 @@ def load_mask(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIM
         if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
             raise InputError(
                 f"{name}: this mask is in colour; give class ids (0 background, 1 nerve, "
-                "2 vessel) or a black-and-white mask."
+                f"2 vessel{_more_ids()}) or a black-and-white mask."
             )
         arr = rgb[..., 0]
     elif img.mode == "1":
@@ -235,7 +246,7 @@ def load_mask(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIM
         if arr.ndim == 3:
             arr = arr[..., 0]
     values = set(np.unique(arr).tolist())
-    if values <= {0, 1, 2}:
+    if values <= set(range(_max_class_id + 1)):
         return arr.astype(np.uint8)
     if values <= {0, 255}:
         return (arr == 255).astype(np.uint8)
@@ -246,8 +257,12 @@ def load_mask(src: Source, name: str | None = None, limits: Limits = DEFAULT_LIM
     shown = sorted(values)[:8]
     raise InputError(
         f"{name}: this is not a mask we understand (pixel values {shown}{'...' if len(values) > 8 else ''}); "
-        "expected 0/255 or 0/1 (nerve yes/no) or class ids 0 background, 1 nerve, 2 vessel."
+        f"expected 0/255 or 0/1 (nerve yes/no) or class ids 0 background, 1 nerve, 2 vessel{_more_ids()}."
     )
+
+
+def _more_ids() -> str:
+    return f", ... up to {_max_class_id}" if _max_class_id > 2 else ""
 
 
 def check_pair(image: np.ndarray, mask: np.ndarray, image_name: str = "image", mask_name: str = "mask") -> None:

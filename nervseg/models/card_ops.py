@@ -23,7 +23,8 @@ class Normalisation:
     @classmethod
     def from_card(cls, block: dict | None) -> Normalisation:
         block = block or {}
-        return cls(float(block.get("scale", 1 / 255)), float(block.get("mean", 0.0)), float(block.get("std", 1.0)))
+        d = {**DEFAULT_NORMALISATION, **block}  # one default, the one training writes into every card
+        return cls(float(d["scale"]), float(d["mean"]), float(d["std"]))
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "mean": self.mean, "std": self.std}

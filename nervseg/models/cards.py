@@ -92,7 +92,7 @@ def build(arch: str, classes: int, in_channels: int = 1, **smp_kwargs):
 
 @dataclass
 class ModelCard:
-    """Everything known about one shipped model (see design.md)."""
+    """Everything known about one shipped model (the one source of truth for it)."""
 
     id: str
     name: str
@@ -121,10 +121,6 @@ class ModelCard:
     command: str = ""
     notes: str = ""
     path: str = ""  # where the card was read from; not written
-
-    @property
-    def display_name(self) -> str:
-        return self.name
 
     @property
     def n_classes(self) -> int:

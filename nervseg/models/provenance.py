@@ -1,21 +1,17 @@
 """What a model learnt from, told from its card: labels for pickers, overlap with uploads, unlike scans.
 
-Everything is read from the card (classes, `data` block, split lists, input size), so a new
-card needs no change here. The overlap check is by file name: usgra-seg stems (NNNN) that are
-not among the card's `val_stems` were training images; kaggle-bp names (SUBJ_IMG) whose
-subject is among `train_subjects` were training images.
+Everything is read from the card (classes, `data` block, split lists, input size) and its task's
+dataset spec, so a new card or dataset needs no change here. The overlap check is by file name:
+the spec's `file_name` rule recognises one of its images and gives its stem; a stem not among the
+card's `val_stems`, or one whose group is among its `train_subjects`, was a training image.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import PurePath
 
+from nervseg.data.datasets import TASKS, DatasetSpec
 from nervseg.models.cards import ModelCard
-
-_USGRA_STEM = re.compile(r"^(?:usgra-seg-)?(\d{4})$")
-_KAGGLE_STEM = re.compile(r"^(\d+)_(\d+)(?:_mask)?$")
 
 
 def finds_label(card: ModelCard) -> str:
@@ -46,20 +42,25 @@ def default_card(cards: list[ModelCard]) -> ModelCard | None:
     return max(cards, key=lambda c: (len(c.classes), c.validation_dice("nerve") or -1.0, c.id))
 
 
-def _stem(name: str) -> str:
-    return PurePath(name).stem
+def dataset_of(card: ModelCard) -> DatasetSpec | None:
+    """The dataset spec the card learnt from: its task, else the spec whose data name the card records."""
+    if card.task in TASKS:
+        return TASKS[card.task]
+    name = str(card.data.get("name", ""))
+    return next((ds for ds in TASKS.values() if name and ds.data_name == name), None)
 
 
 def trained_on(card: ModelCard, name: str) -> bool:
     """Whether the image called `name` was among the card's training images (by file name)."""
     split = card.data.get("split", {}) or {}
-    stem = _stem(name)
-    usgra = _USGRA_STEM.match(stem)
-    if usgra and "val_stems" in split:
-        return usgra.group(1) not in set(split["val_stems"])
-    kaggle = _KAGGLE_STEM.match(stem)
-    if kaggle and "train_subjects" in split:
-        return kaggle.group(1) in {str(s) for s in split["train_subjects"]}
+    ds = dataset_of(card)
+    stem = ds.stem_of(name) if ds else None
+    if stem is None:
+        return False
+    if "val_stems" in split:
+        return stem not in set(split["val_stems"])
+    if "train_subjects" in split:
+        return ds.group_of(stem) in {str(s) for s in split["train_subjects"]}
     return False
 
 
@@ -78,10 +79,12 @@ def unlike_training(card: ModelCard, shape: tuple[int, int], tolerance: float = 
 
 
 def heldout_subject_images(card: ModelCard, names: list[str]) -> bool:
-    """True when every name is a kaggle-bp frame of a subject the card held out (the published protocol)."""
+    """True when every name is a frame of the card's dataset from a group (subject) the card held out
+    (the published protocol, for kaggle-bp)."""
     held = {str(s) for s in (card.data.get("split", {}) or {}).get("val_subjects", [])}
-    matches = [_KAGGLE_STEM.match(_stem(n)) for n in names]
-    return bool(names) and bool(held) and all(m is not None and m.group(1) in held for m in matches)
+    ds = dataset_of(card)
+    stems = [ds.stem_of(n) for n in names] if ds else [None]
+    return bool(names) and bool(held) and all(s is not None and ds.group_of(s) in held for s in stems)
 
 
 def card_presence(card: ModelCard) -> dict | None:

@@ -15,9 +15,11 @@ def random_card(directory: Path, arch: str, classes: list[str] | None = None, mo
     """Write a seeded random-weight card + safetensors for `arch` into `directory`; returns the card.
 
     The card says "random weights" in its name and notes so it never poses as a trained model.
+    `task` defaults to the dataset spec whose classes are `classes` ("" when none has them).
     """
     import torch
 
+    from nervseg.data.datasets import TASKS
     from nervseg.models.cards import ARCHITECTURES, ModelCard, build, count_parameters, save_weights
 
     classes = list(classes or ["background", "nerve", "vessel"])
@@ -31,7 +33,7 @@ def random_card(directory: Path, arch: str, classes: list[str] | None = None, mo
     card = ModelCard(
         id=model_id, name=f"{ARCHITECTURES[arch].display} (random weights)", architecture=arch, classes=classes,
         encoder=ARCHITECTURES[arch].encoder, smp_kwargs=smp_kwargs, input_size=list(size),
-        preprocess=dict(preprocess or {}), task=task or ("usgra" if len(classes) == 3 else "kaggle-bp"),
+        preprocess=dict(preprocess or {}), task=task or next((k for k, ds in TASKS.items() if list(ds.classes) == classes), ""),
         weights_file=weights.name, weights_sha256=sha, weights_bytes=nbytes, parameters=count_parameters(model),
         notes="random weights",
     )

@@ -37,10 +37,39 @@ from pathlib import Path
 from nervseg import PROJECT_ROOT
 
 RECIPES = Path(__file__).with_name("recipes.json")
-CV_DIR = PROJECT_ROOT / "splits" / "cv"
-NEXT_MODELS = PROJECT_ROOT / "models" / "next"
-WORK = PROJECT_ROOT / "runs" / "queue"
 LOG_KEYS = ("job", "cpu_minutes", "wall_minutes", "finished", "machine")
+
+
+@dataclass(frozen=True)
+class QueuePaths:
+    """Where the queue keeps things: tracked results (cv_dir, next_models) and git-ignored work."""
+
+    root: Path = PROJECT_ROOT
+
+    @property
+    def cv_dir(self) -> Path:
+        return self.root / "splits" / "cv"
+
+    @property
+    def next_models(self) -> Path:
+        return self.root / "models" / "next"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "runs" / "queue"
+
+    def job_root(self, job: Job) -> Path:
+        """Where a fold or pilot job trains and scores (nervseg.cv's --cv-root)."""
+        return self.work / ("pilot" / Path(job.variant) if job.kind == "pilot" else Path("cv"))
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+HERE = QueuePaths()
 
 
 @dataclass(frozen=True)
@@ -57,10 +86,11 @@ class Job:
     variant: str = ""
     estimate_minutes: float = 30.0
 
-    def outputs(self, cv_dir: Path = CV_DIR, next_models: Path = NEXT_MODELS) -> list[Path]:
+    def outputs(self, paths: QueuePaths) -> list[Path]:
         """The tracked files this job leaves behind."""
         if self.kind == "final":
-            return [next_models / f"{self.task}-{self.arch}.json"]
+            return [paths.next_models / f"{self.task}-{self.arch}.json"]
+        cv_dir = paths.cv_dir
         stem = cv_dir / "pilot" / self.variant if self.kind == "pilot" else cv_dir / self.task / self.arch / f"fold{self.fold}"
         return [stem.with_suffix(".csv"), stem.with_suffix(".json")]
 
@@ -103,16 +133,16 @@ def default_plan() -> list[Job]:
 # ---------------------------------------------------------------- the log of finished jobs
 
 
-def read_log(cv_dir: Path = CV_DIR) -> list[dict]:
-    path = Path(cv_dir) / "jobs.csv"
+def read_log(paths: QueuePaths = HERE) -> list[dict]:
+    path = paths.cv_dir / "jobs.csv"
     if not path.is_file():
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
-def append_log(row: dict, cv_dir: Path = CV_DIR) -> None:
-    path = Path(cv_dir) / "jobs.csv"
+def append_log(row: dict, paths: QueuePaths = HERE) -> None:
+    path = paths.cv_dir / "jobs.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.is_file()
     with open(path, "a", newline="") as f:
@@ -122,10 +152,10 @@ def append_log(row: dict, cv_dir: Path = CV_DIR) -> None:
         w.writerow({k: row[k] for k in LOG_KEYS})
 
 
-def finished(jobs: list[Job], cv_dir: Path = CV_DIR, next_models: Path = NEXT_MODELS) -> set[str]:
+def finished(jobs: list[Job], paths: QueuePaths = HERE) -> set[str]:
     """Ids of jobs that are in the log and whose tracked outputs exist."""
-    logged = {r["job"] for r in read_log(cv_dir)}
-    return {j.id for j in jobs if j.id in logged and all(p.is_file() for p in j.outputs(cv_dir, next_models))}
+    logged = {r["job"] for r in read_log(paths)}
+    return {j.id for j in jobs if j.id in logged and all(p.is_file() for p in j.outputs(paths))}
 
 
 def estimate(job: Job, log: list[dict]) -> float:
@@ -151,32 +181,24 @@ def next_ready(jobs: list[Job], done: set[str], busy: set[str]) -> Job | None:
 # ---------------------------------------------------------------- running one job
 
 
-def command(job: Job, python: str = sys.executable) -> list[str]:
+def command(job: Job, paths: QueuePaths = HERE, python: str = sys.executable) -> list[str]:
     """The process that runs `job` (one thread; resumes from its checkpoint if one exists)."""
     if job.kind == "final":
         return [python, "-m", "nervseg.train", "--task", job.task, "--arch", job.arch,
                 "--split-file", f"splits/{job.task}-folds.json", *shlex.split(job.args), "--threads", "1",
-                "--out", _rel(NEXT_MODELS), "--runs", _rel(WORK / "final"), "--resume"]
-    cv_root = WORK / ("pilot" / Path(job.variant) if job.kind == "pilot" else Path("cv"))
-    init_dir = PROJECT_ROOT / "models" if job.kind == "pilot" else NEXT_MODELS
+                "--out", paths.rel(paths.next_models), "--runs", paths.rel(paths.work / "final"), "--resume"]
+    init_dir = paths.root / "models" if job.kind == "pilot" else paths.next_models
     return [python, "-m", "nervseg.cv", "run", "--task", job.task, "--arch", job.arch, "--folds", str(job.fold),
-            "--recipe-args", f"{job.args} --threads 1", "--init-dir", _rel(init_dir), "--cv-root", _rel(cv_root)]
+            "--recipe-args", f"{job.args} --threads 1", "--init-dir", paths.rel(init_dir),
+            "--cv-root", paths.rel(paths.job_root(job))]
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
-
-
-def keep_outputs(job: Job) -> None:
-    """Copy a finished fold's or pilot's scores and card from runs/queue into the tracked folder."""
+def keep_outputs(job: Job, paths: QueuePaths = HERE) -> None:
+    """Copy a finished fold's or pilot's scores and card from the work folder into the tracked folder."""
     if job.kind == "final":
         return
-    root = WORK / ("pilot" / Path(job.variant) if job.kind == "pilot" else Path("cv"))
-    src = root / job.task / job.arch / f"fold{job.fold}"
-    csv_out, card_out = job.outputs()
+    src = paths.job_root(job) / job.task / job.arch / f"fold{job.fold}"
+    csv_out, card_out = job.outputs(paths)
     csv_out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "scores.csv", csv_out)
     shutil.copy2(src / f"{job.task}-{job.arch}.json", card_out)
@@ -189,31 +211,36 @@ def machine() -> str:
 class Runner:
     """Starts jobs while slots are free; records each finished job's CPU time from the kernel (wait4)."""
 
-    def __init__(self, jobs: list[Job], workers: int = 2, deadline: float | None = None):
-        self.jobs, self.workers, self.deadline = jobs, workers, deadline
-        self.running: dict[int, tuple[Job, float]] = {}
-        WORK.mkdir(parents=True, exist_ok=True)
-        (WORK / "logs").mkdir(exist_ok=True)
+    def __init__(self, jobs: list[Job], workers: int = 2, deadline: float | None = None, paths: QueuePaths = HERE,
+                 command_of=command, keep=keep_outputs):
+        self.jobs, self.workers, self.deadline, self.paths = jobs, workers, deadline, paths
+        self.command_of, self.keep = command_of, keep
+        # the Popen objects stay referenced while their jobs run: a dropped one is polled (and its exit
+        # reaped) by the next Popen call, and wait4 would never see that job end
+        self.running: dict[int, tuple[Job, float, subprocess.Popen]] = {}
+        self.work = paths.work
+        (self.work / "logs").mkdir(parents=True, exist_ok=True)
 
     def _start(self, job: Job) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NERVSEG_THREADS": "1",
                "PYTHONUNBUFFERED": "1"}
-        log = open(WORK / "logs" / (job.id.replace("/", "_") + ".log"), "a")
-        log.write(f"\n=== {datetime.now(UTC).isoformat(timespec='seconds')} {shlex.join(command(job))}\n")
+        cmd = self.command_of(job, self.paths)
+        log = open(self.work / "logs" / (job.id.replace("/", "_") + ".log"), "a")
+        log.write(f"\n=== {datetime.now(UTC).isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(command(job), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=self.paths.root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: os.nice(19), start_new_session=True)
         log.close()
-        self.running[proc.pid] = (job, time.time())
+        self.running[proc.pid] = (job, time.time(), proc)
         self._write_state()
         print(f"started {job.id} (pid {proc.pid})", flush=True)
 
     def _write_state(self) -> None:
         state = {"runner_pid": os.getpid(), "deadline": self.deadline,
-                 "running": [{"job": j.id, "pid": pid, "started": t} for pid, (j, t) in self.running.items()]}
-        tmp = WORK / ".state.json.tmp"
+                 "running": [{"job": j.id, "pid": pid, "started": t} for pid, (j, t, _) in self.running.items()]}
+        tmp = self.work / ".state.json.tmp"
         tmp.write_text(json.dumps(state))
-        os.replace(tmp, WORK / "state.json")
+        os.replace(tmp, self.work / "state.json")
 
     def _fits(self, job: Job, log: list[dict]) -> bool:
         return self.deadline is None or time.time() + 60 * estimate(job, log) <= self.deadline
@@ -221,10 +248,10 @@ class Runner:
     def run(self) -> None:
         failed: set[str] = set()
         while True:
-            done = finished(self.jobs)
-            busy = {j.id for j, _ in self.running.values()} | failed
-            log = read_log()
-            while len(self.running) < self.workers and not (WORK / "stop").exists():
+            done = finished(self.jobs, self.paths)
+            busy = {j.id for j, _, _ in self.running.values()} | failed
+            log = read_log(self.paths)
+            while len(self.running) < self.workers and not (self.work / "stop").exists():
                 job = next_ready(self.jobs, done, busy)
                 if job is None or not self._fits(job, log):
                     break
@@ -235,19 +262,21 @@ class Runner:
             pid, status, usage = os.wait4(-1, 0)
             if pid not in self.running:
                 continue
-            job, started = self.running.pop(pid)
+            job, started, proc = self.running.pop(pid)
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait on it again
             self._write_state()
             cpu, wall = (usage.ru_utime + usage.ru_stime) / 60, (time.time() - started) / 60
             if os.waitstatus_to_exitcode(status) != 0:
                 failed.add(job.id)  # not retried in this run: its log says why
                 print(f"FAILED {job.id} (exit {os.waitstatus_to_exitcode(status)}); see runs/queue/logs", flush=True)
                 continue
-            keep_outputs(job)
-            append_log({"job": job.id, "cpu_minutes": f"{cpu:.1f}", "wall_minutes": f"{wall:.1f}",
-                        "finished": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()})
+            self.keep(job, self.paths)
+            append_log({"job": job.id, "cpu_minutes": f"{cpu:.3f}", "wall_minutes": f"{wall:.3f}",
+                        "finished": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()},
+                       self.paths)
             print(f"finished {job.id}: {cpu:.1f} CPU min, {wall:.1f} wall min", flush=True)
-        (WORK / "state.json").unlink(missing_ok=True)
-        print("queue runner stopped: " + ("nothing left" if len(finished(self.jobs)) == len(self.jobs)
+        (self.work / "state.json").unlink(missing_ok=True)
+        print("queue runner stopped: " + ("nothing left" if len(finished(self.jobs, self.paths)) == len(self.jobs)
                                           else "no job left that is ready and fits the time"), flush=True)
 
 
@@ -262,11 +291,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def status_lines(jobs: list[Job], workers: int = 2) -> list[str]:
+def status_lines(jobs: list[Job], workers: int = 2, paths: QueuePaths = HERE) -> list[str]:
     """done / running / left, CPU hours so far, and an ETA at `workers` jobs at a time."""
-    log = read_log()
-    done = finished(jobs)
-    state_path = WORK / "state.json"
+    log = read_log(paths)
+    done = finished(jobs, paths)
+    state_path = paths.work / "state.json"
     running = []
     if state_path.is_file():
         state = json.loads(state_path.read_text())
@@ -286,9 +315,9 @@ def status_lines(jobs: list[Job], workers: int = 2) -> list[str]:
     return lines
 
 
-def runner_alive() -> int | None:
+def runner_alive(paths: QueuePaths = HERE) -> int | None:
     """The pid of a live runner, if there is one (a second runner would start the same jobs again)."""
-    state = WORK / "state.json"
+    state = paths.work / "state.json"
     if state.is_file():
         pid = json.loads(state.read_text())["runner_pid"]
         if _alive(pid):
@@ -322,9 +351,9 @@ def main(argv=None) -> None:
     if args.cmd == "status":
         print("\n".join(status_lines(jobs)))
     elif args.cmd == "stop":
-        WORK.mkdir(parents=True, exist_ok=True)
-        (WORK / "stop").touch()
-        state = WORK / "state.json"
+        HERE.work.mkdir(parents=True, exist_ok=True)
+        (HERE.work / "stop").touch()
+        state = HERE.work / "state.json"
         if args.now and state.is_file():
             for r in json.loads(state.read_text())["running"]:
                 if _alive(r["pid"]):
@@ -333,15 +362,15 @@ def main(argv=None) -> None:
     elif runner_alive():
         raise SystemExit(f"a runner is already working (pid {runner_alive()}): `stop`, wait for it, then `run` again")
     elif args.foreground:
-        (WORK / "stop").unlink(missing_ok=True)
+        (HERE.work / "stop").unlink(missing_ok=True)
         Runner(jobs, args.workers, deadline_of(args.until, args.hours)).run()
     else:
-        WORK.mkdir(parents=True, exist_ok=True)
-        (WORK / "stop").unlink(missing_ok=True)
+        HERE.work.mkdir(parents=True, exist_ok=True)
+        (HERE.work / "stop").unlink(missing_ok=True)
         deadline = deadline_of(args.until, args.hours)
         cmd = [sys.executable, "-m", "nervseg.train.queue", "run", "--foreground", "--workers", str(args.workers),
                "--hours", str((deadline - time.time()) / 3600 if deadline else 0)]
-        with open(WORK / "runner.log", "a") as log:
+        with open(HERE.work / "runner.log", "a") as log:
             proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         print(f"queue runner started (pid {proc.pid}); log runs/queue/runner.log; "

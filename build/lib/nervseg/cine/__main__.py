@@ -1,0 +1,5 @@
+"""python -m nervseg.cine"""
+
+from nervseg.cine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Cine in two steps: segment a clip once, then render it at any smoothing without re-segmenting.
+
+`segment_clip` keeps every frame's class probabilities at the model's input resolution
+(float16, a few tens of MB for a 220-frame clip), which is what the network produced
+before upsampling; `render` smooths them over time (the EMA of `nervseg.cine.clip`),
+upsamples, applies the card's post-processing, measures each frame and encodes the
+overlay video with a burned-in legend. Changing the smoothing is a `render` call, seconds
+instead of a new pass through the model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nervseg.cine.clip import ClipResult, Mp4Writer, ProbabilitySmoother, ProgressFn, frame_stats
+from nervseg.display.viz import burn_legend, overlay
+from nervseg.inference.segmenter import Segmenter, first_max, upsample
+from nervseg.io import readers as nio
+from nervseg.models.card_ops import Postprocess
+
+
+@dataclass
+class RawClip:
+    """A segmented clip before smoothing: frames and per-frame probabilities at model resolution."""
+
+    name: str
+    model_id: str
+    classes: list[str]
+    fps: float
+    frames: np.ndarray  # (N, H, W) uint8
+    probs: np.ndarray  # (N, C, h, w) float16, the model's input size
+    postprocess: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+    pixel_spacing_mm: tuple[float, float] | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def segment_clip(segmenter: Segmenter, frames: nio.Frames, preprocess=None, batch_size: int = 8,
+                 progress: ProgressFn | None = None) -> RawClip:
+    """Every frame through the model once; probabilities kept small (float16, model input size)."""
+    imgs = frames.frames
+    n = len(frames)
+    if n == 0:
+        raise nio.InputError(f"{frames.name}: the clip has no frames.")
+    ih, iw = segmenter.card.input_size
+    probs = np.zeros((n, len(segmenter.classes), ih, iw), np.float16)
+    t0 = time.perf_counter()
+    for start in range(0, n, batch_size):
+        batch = [imgs[i] for i in range(start, min(n, start + batch_size))]
+        for k, pred in enumerate(segmenter.predict_many(batch, preprocess=preprocess, batch_size=batch_size)):
+            probs[start + k] = pred.probs_small  # the network's own output: no full-resolution round trip
+        if progress:
+            progress(min(n, start + batch_size), n)
+    return RawClip(frames.name, segmenter.card.id, list(segmenter.classes), frames.fps, imgs, probs,
+                   dict(segmenter.card.postprocess), {"predict": time.perf_counter() - t0}, frames.pixel_spacing_mm)
+
+
+def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_video: bool = True,
+           legend: bool = True) -> ClipResult:
+    """Masks, per-frame figures and the overlay mp4 of `raw` at this smoothing (no model call)."""
+    smoother = ProbabilitySmoother(smoothing)
+    post = Postprocess.from_card(raw.postprocess)
+    n, h, w = raw.frames.shape
+    masks = np.zeros(raw.frames.shape, np.uint8)
+    stats: list[dict] = []
+    seconds = dict(raw.seconds, post=0.0, overlay=0.0)
+    tmp = tempfile.TemporaryDirectory() if write_video else None
+    writer = Mp4Writer(Path(tmp.name) / "overlay.mp4", (w, h), raw.fps) if tmp else None
+    video = None
+    try:
+        for i in range(n):
+            t0 = time.perf_counter()
+            probs = upsample(smoother(raw.probs[i].astype(np.float32)), (h, w))
+            masks[i] = post.apply(first_max(probs)[0])
+            stats.append(frame_stats(i, raw.fps, probs, masks[i], raw.classes, raw.pixel_spacing_mm))
+            t1 = time.perf_counter()
+            seconds["post"] += t1 - t0
+            if writer:
+                rgb = overlay(raw.frames[i], masks[i], alpha)
+                writer.write(burn_legend(rgb, raw.classes) if legend else rgb)
+                seconds["overlay"] += time.perf_counter() - t1
+        if writer:
+            t0 = time.perf_counter()
+            writer.close()
+            writer = None
+            video = (Path(tmp.name) / "overlay.mp4").read_bytes()
+            seconds["encode"] = time.perf_counter() - t0
+    finally:
+        if writer:
+            writer.close()
+        if tmp:
+            tmp.cleanup()
+    return ClipResult(name=raw.name, model_id=raw.model_id, classes=raw.classes, fps=raw.fps,
+                      smoothing=smoother.strength, frames=raw.frames, masks=masks, stats=stats, seconds=seconds,
+                      video_mp4=video, pixel_spacing_mm=raw.pixel_spacing_mm, alpha=alpha)

@@ -1,0 +1,293 @@
+"""Out-of-fold rows -> each model's `cross_validation` and `presence` blocks, and the paired comparison.
+
+Writes splits/<task>-cv-summary.json ({"models": {id: {"cross_validation", "presence", ...}}}) and
+splits/<task>-paired.json (every pair of architectures, per class: mean per-image Dice difference
+on the same out-of-fold images, group-bootstrap CI, group sign-flip p-value, verdict), which the
+app reads. Rows come from nervseg.cv (see ROW_KEYS there).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nervseg.data import folds as fl
+from nervseg.evaluate import calibrate, stats
+
+# Where presence is calibrated: kaggle-bp's main set has no empty image (all 2,016 have a nerve),
+# so only its full-resolution frames give a true base rate; usgra scores its own images.
+PRESENCE_SET = {"kaggle-bp": "fullres", "usgra": "main"}
+METRICS = ("dice", "sensitivity", "precision")
+
+
+class SummaryError(ValueError):
+    """Rows missing or inconsistent for a summary."""
+
+
+def load_oof(cv_root: Path, task: str) -> dict[str, list[dict]]:
+    """{arch: rows} for every architecture with an oof.csv under cv_root/task."""
+    from nervseg.cv.run import ARCHS, CvRun, collect_oof, read_rows
+
+    out = {}
+    for arch in ARCHS:
+        base = Path(cv_root) / task / arch
+        if any(base.glob("fold*/scores.csv")):  # rebuilt from the folds: parallel folds race on oof.csv
+            collect_oof(CvRun(task, arch, cv_root=Path(cv_root)))
+        if (base / "oof.csv").is_file():
+            out[arch] = read_rows(base / "oof.csv")
+    if not out:
+        raise SummaryError(f"no out-of-fold rows under {Path(cv_root) / task}: run `python -m nervseg.cv run` first")
+    return out
+
+
+def class_block(rows: list[dict], k: int, seed: int = 0) -> dict:
+    """One class's CV figures over its main-set rows: means, group-bootstrap CIs, per-fold means."""
+    groups = [r["group"] for r in rows]
+    folds = np.array([r["fold"] for r in rows])
+    out: dict = {"n_images": len(rows)}
+    for m in METRICS:
+        vals = np.array([r[m] for r in rows], np.float64)
+        mean, lo, hi = stats.group_bootstrap_ci(vals, groups, seed=seed)
+        out[f"{m}_mean"], out[f"{m}_ci95"] = mean, [lo, hi]
+        per_fold = [float(vals[folds == f].mean()) if (folds == f).any() else None for f in range(k)]
+        out["per_fold" if m == "dice" else f"{m}_per_fold"] = per_fold
+    return out
+
+
+def cross_validation_block(rows: list[dict], k: int, grouping: str, folds_file: str) -> dict:
+    main = [r for r in rows if r["set"] == "main"]
+    done = sorted({r["fold"] for r in main})
+    classes = sorted({r["class"] for r in main}, key=lambda c: (c != "nerve", c))
+    return {"folds": folds_file, "k": k, "folds_scored": done, "complete": done == list(range(k)),
+            "grouping": grouping, "scored_at": "each image's own resolution, after the card's post-processing",
+            "per_class": {c: class_block([r for r in main if r["class"] == c], k) for c in classes}}
+
+
+def gated_dice(rows: list[dict], found) -> np.ndarray:
+    """Per-image Dice when a mask is emptied where presence says "not found" (empty-on-empty = 1)."""
+    d = np.array([r["dice"] for r in rows], np.float64)
+    empty_truth = np.array([r["truth_empty"] for r in rows], bool)
+    return np.where(np.asarray(found, bool), d, empty_truth.astype(np.float64))
+
+
+def presence_for_class(rows: list[dict], measured_on: str) -> tuple[dict | None, dict]:
+    """(card presence entry or None, gating figures) for one class's rows of the presence set."""
+    scores = [r["presence"] for r in rows]
+    present = [not r["truth_empty"] for r in rows]
+    groups = [r["group"] for r in rows]
+    unit = "group" if len(set(groups)) > 1 else "image"
+    info: dict = {"n_images": len(rows), "n_present": int(sum(present)),
+                  "dice_ungated": float(np.mean([r["dice"] for r in rows]))}
+    try:
+        block = calibrate.fit_presence(scores, present, "isotonic", measured_on)
+    except calibrate.CalibrationError as e:
+        info["not_calibrated"] = str(e)
+        return None, info
+    found_in = [calibrate.calibrated_probability(block, s) >= block["threshold"] for s in scores]
+    xf = calibrate.cross_fitted(scores, present, groups if unit == "group" else np.arange(len(rows)))
+    info.update({"dice_gated_in_sample": float(gated_dice(rows, found_in).mean()),
+                 "dice_gated_cross_fitted": float(gated_dice(rows, xf["found"]).mean()),
+                 "cross_fitted_by": f"leave one {unit} out",
+                 "cross_fitted_sensitivity": xf["sensitivity"], "cross_fitted_specificity": xf["specificity"]})
+    return block, info
+
+
+def presence_blocks(rows: list[dict], task: str, source: str) -> tuple[dict, dict]:
+    """({class: presence entry}, {class: gating figures}) from one model's out-of-fold rows."""
+    set_name = PRESENCE_SET[task]
+    sel = [r for r in rows if r["set"] == set_name]
+    measured_on = f"{len({r['stem'] for r in sel})} {task} {set_name} images, {source}"
+    blocks, gating = {}, {}
+    for c in sorted({r["class"] for r in sel}):
+        block, info = presence_for_class([r for r in sel if r["class"] == c], measured_on)
+        gating[c] = info
+        if block is not None:
+            blocks[c] = block
+            if set_name != "main":  # what the gate fitted there does to the main set (kaggle-bp: all present)
+                info["main_set"] = gate_effect([r for r in rows if r["set"] == "main" and r["class"] == c], block)
+    return blocks, gating
+
+
+def gate_effect(rows: list[dict], block: dict) -> dict:
+    """Detection and Dice on `rows` when `block`'s threshold gates them."""
+    found = [calibrate.calibrated_probability(block, r["presence"]) >= block["threshold"] for r in rows]
+    present = [not r["truth_empty"] for r in rows]
+    sens, spec = calibrate.detection(np.asarray(found, float), present, 0.5)
+    return {"n_images": len(rows), "sensitivity": sens, "specificity": None if np.isnan(spec) else spec,
+            "dice_ungated": float(np.mean([r["dice"] for r in rows])), "dice_gated": float(gated_dice(rows, found).mean())}
+
+
+def kaggle_rule(rows: list[dict]) -> dict:
+    """The Kaggle rule (mean Dice, empty-on-empty = 1) on full-resolution frames, overall and per subject."""
+    full = [r for r in rows if r["set"] == "fullres" and r["class"] == "nerve"]
+    if not full:
+        return {}
+    per = {g: float(np.mean([r["dice"] for r in full if r["group"] == g])) for g in sorted({r["group"] for r in full})}
+    return {"n_images": len(full), "n_empty": sum(r["truth_empty"] for r in full),
+            "dice_mean": float(np.mean([r["dice"] for r in full])), "per_subject": per}
+
+
+def paired_block(by_arch: dict[str, list[dict]], seed: int = 0) -> list[dict]:
+    """Every pair of architectures, per class, on the main-set images both scored."""
+    out = []
+    for a, b in itertools.combinations(sorted(by_arch), 2):
+        ra = {(r["stem"], r["class"]): r for r in by_arch[a] if r["set"] == "main"}
+        rb = {(r["stem"], r["class"]): r for r in by_arch[b] if r["set"] == "main"}
+        keys = sorted(set(ra) & set(rb))
+        for c in sorted({key[1] for key in keys}, key=lambda c: (c != "nerve", c)):
+            ks = [key for key in keys if key[1] == c]
+            p = stats.paired_comparison(a, b, [ra[key]["dice"] for key in ks], [rb[key]["dice"] for key in ks],
+                                        [ra[key]["group"] for key in ks], seed=seed)
+            out.append({"class": c, "metric": "per-image Dice", **p.to_dict()})
+    return out
+
+
+def summarise(task: str, by_arch: dict[str, list[dict]], k: int, grouping: str, folds_file: str,
+              source: str = "out-of-fold predictions of grouped cross-validation") -> tuple[dict, dict]:
+    """(summary, paired) dictionaries for a task."""
+    models = {}
+    for arch, rows in sorted(by_arch.items()):
+        presence, gating = presence_blocks(rows, task, source)
+        entry = {"cross_validation": {**cross_validation_block(rows, k, grouping, folds_file), "source": source},
+                 "presence": presence, "presence_gating": gating}
+        rule = kaggle_rule(rows)
+        if rule:
+            nerve = gating.get("nerve", {})
+            rule.update({k2: nerve[k2] for k2 in ("dice_gated_in_sample", "dice_gated_cross_fitted") if k2 in nerve})
+            entry["fullres_kaggle_rule"] = rule
+        models[f"{task}-{arch}"] = entry
+    paired = {"task": task, "folds": folds_file, "source": source, "rule": stats.NO_CLEAR_DIFFERENCE +
+              " when the 95% CI of the mean difference contains 0 (CI: bootstrap over groups, 2000 draws)",
+              "pairs": paired_block(by_arch)}
+    return {"task": task, "models": models}, paired
+
+
+def near_duplicate_split(rows: list[dict], train_stems: set[str], groups: dict[str, str]) -> dict:
+    """Per class, mean Dice of the main-set images with and without a near-duplicate (same group) in training.
+
+    Measures how much a split by image leaks: the held-out images whose twin trained score higher.
+    """
+    twins = {g for s, g in groups.items() if s in train_stems}
+    out = {}
+    for c in sorted({r["class"] for r in rows if r["set"] == "main"}):
+        sel = [r for r in rows if r["set"] == "main" and r["class"] == c]
+        with_twin = [r["dice"] for r in sel if groups.get(r["stem"]) in twins]
+        without = [r["dice"] for r in sel if groups.get(r["stem"]) not in twins]
+        out[c] = {"n_with_twin_in_training": len(with_twin), "n_without": len(without),
+                  "dice_with_twin": float(np.mean(with_twin)) if with_twin else None,
+                  "dice_without": float(np.mean(without)) if without else None}
+    return out
+
+
+def _add_leak_check(summary: dict, task: str, by_arch: dict, models_dir: Path | None) -> None:
+    """usgra demo: split each shipped model's held-out figure by near-duplicates in its training split."""
+    from nervseg.models.cards import ModelError, get_card
+
+    groups = fl.read(fl.folds_path(task)).groups
+    for arch, rows in by_arch.items():
+        try:
+            val = set(get_card(f"{task}-{arch}", models_dir).data["split"]["val_stems"])
+        except (ModelError, KeyError):  # no such card, or one without an image-level split
+            continue
+        summary["models"][f"{task}-{arch}"]["near_duplicate_split"] = near_duplicate_split(
+            rows, set(groups) - val, groups)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False,
+          models_dir: Path | None = None) -> tuple[Path, Path]:
+    """Summarise the rows under cv_root and write <task>-cv-summary.json and <task>-paired.json to out_dir."""
+    by_arch = load_oof(cv_root, task)
+    if heldout:
+        summary, paired = summarise(task, by_arch, 1, "the shipped models' own held-out split (see each card)",
+                                    "the card's data.split",
+                                    source="DEMONSTRATION: one held-out split that also chose the epoch, not CV")
+        if task == "usgra":
+            _add_leak_check(summary, task, by_arch, models_dir)
+    else:
+        path = fl.folds_path(task)
+        ff = fl.read(path)
+        summary, paired = summarise(task, by_arch, ff.k, ff.grouping, f"splits/{path.name}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s_path, p_path = out_dir / f"{task}-cv-summary.json", out_dir / f"{task}-paired.json"
+    s_path.write_text(json.dumps(summary, indent=1) + "\n")
+    p_path.write_text(json.dumps(paired, indent=1) + "\n")
+    print(f"wrote {s_path} and {p_path}")
+    for mid, e in summary["models"].items():
+        for c, b in e["cross_validation"]["per_class"].items():
+            print(f"{mid:22s} {c:7s} n={b['n_images']:4d} Dice {b['dice_mean']:.3f} "
+                  f"[{b['dice_ci95'][0]:.3f}, {b['dice_ci95'][1]:.3f}]")
+        for c, b in e.get("near_duplicate_split", {}).items():
+            print(f"{mid:22s} {c:7s} with a near-duplicate in training n={b['n_with_twin_in_training']} "
+                  f"Dice {_num(b['dice_with_twin'])}; without n={b['n_without']} {_num(b['dice_without'])}")
+    for p in paired["pairs"]:
+        print(f"{p['class']:7s} {p['a']} - {p['b']}: {p['diff_mean']:+.3f} [{p['diff_ci95'][0]:+.3f}, "
+              f"{p['diff_ci95'][1]:+.3f}] p={p['p_value']:.3f} -> {p['verdict']}")
+    return s_path, p_path
+
+
+# TrainConfig fields that say where and how a run happened, not what was trained
+RUN_SPECIFIC = ("out", "runs", "resume", "fold", "data", "threads", "device", "id", "split_file")
+
+
+def recipe_of(card: dict) -> dict | None:
+    """A card's recipe (top level, as the train CLI writes it)."""
+    return card.get("recipe")
+
+
+def check_same_recipe(final: dict, fold_card: dict) -> None:
+    """SummaryError unless the final model was trained as the fold models were (but for run-specific fields)."""
+    a, b = recipe_of(final), recipe_of(fold_card)
+    if not a:
+        raise SummaryError(f"{final.get('id')} has no recipe: train the final models with the common recipe first "
+                           "(scripts/cv_all.sh STEP=final)")
+    if b is None:  # no fold card at hand (only the scores came back): nothing to compare
+        return
+    diff = sorted(k for k in set(a) | set(b) if k not in RUN_SPECIFIC and a.get(k) != b.get(k))
+    if diff:
+        raise SummaryError(f"{final.get('id')}: final model and fold models differ in {diff}; CV figures not copied")
+
+
+def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None = None) -> list[Path]:
+    """Copy each model's cross_validation and presence blocks into its card (other keys untouched).
+
+    Only into a final model trained with the fold models' recipe (checked against fold 0's card
+    when it is at hand under cv_root).
+    """
+    from nervseg.cv.run import CV_ROOT
+
+    summary = json.loads((Path(summary_dir) / f"{task}-cv-summary.json").read_text())
+    cards = {}
+    for mid, e in summary["models"].items():  # check every card before writing any
+        cv = e["cross_validation"]
+        if not cv.get("complete") or cv.get("source", "").startswith("DEMONSTRATION"):
+            raise SummaryError(f"{mid}: summary is not a complete cross-validation; not copied into cards")
+        path = Path(models_dir) / f"{mid}.json"
+        card = json.loads(path.read_text())
+        fold_card = Path(cv_root or CV_ROOT) / task / card.get("architecture", mid[len(task) + 1:]) / "fold0" / f"{mid}.json"
+        check_same_recipe(card, json.loads(fold_card.read_text()) if fold_card.is_file() else {})
+        card["cross_validation"] = {**cv, **({"fullres_kaggle_rule": e["fullres_kaggle_rule"]}
+                                             if "fullres_kaggle_rule" in e else {})}
+        card["presence"] = e["presence"]
+        cards[path] = card
+    for path, card in cards.items():
+        path.write_text(json.dumps(card, indent=2) + "\n")
+    return list(cards)
+
+
+def load_paired(task: str, splits_dir: Path | None = None) -> dict | None:
+    """The task's paired comparison (splits/<task>-paired.json) for the app; None until CV has run."""
+    path = Path(splits_dir or fl.SPLITS_DIR) / f"{task}-paired.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SummaryError(f"cannot read {path}: {e}") from e

@@ -1,0 +1,1 @@
+"""Display: overlays, contours, colours and figures made from masks and probabilities."""

@@ -1,0 +1,295 @@
+"""Pair uploaded images with their masks (several files, or one zip) and score them.
+
+Naming follows `nervseg.data`: a mask is `<stem>_mask.<ext>` anywhere, or
+`<stem>.<ext>` inside a `masks/` folder (its image then lives in `images/`).
+Works on bytes, so uploads never touch the disk.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from nervseg import metrics
+from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_SUFFIXES
+from nervseg.io.limits import safe_name
+from nervseg.io.readers import InputError, check_pair, image_size, load_image_data, load_mask
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """What a zip and a batch may hold; checked on real inflated bytes and image headers."""
+
+    max_members: int = 5000
+    max_bytes: int = 500 * 1024 * 1024  # inflated bytes read, counted as they come (not as declared)
+    max_batch_pixels: int = 300_000_000  # all images of a batch together, from their headers
+    chunk: int = 1 << 16  # bytes inflated at a time
+
+
+DEFAULT_ZIP_LIMITS = ZipLimits()  # read at call time: a deployment (or a test) may replace it
+MAX_ZIP_MEMBERS = DEFAULT_ZIP_LIMITS.max_members
+MAX_ZIP_BYTES = DEFAULT_ZIP_LIMITS.max_bytes
+
+
+@dataclass
+class BatchPair:
+    """One image and its ground-truth mask, as bytes."""
+
+    stem: str
+    image_name: str
+    image: bytes
+    mask_name: str
+    mask: bytes
+
+
+@dataclass
+class Pairing:
+    pairs: list[BatchPair]
+    unmatched: list[str]  # images without a mask, or masks without an image
+
+
+def _role(path: str) -> tuple[str, str] | None:
+    """('image'|'mask', stem) from a file path, or None for files we ignore."""
+    p = PurePosixPath(path.replace("\\", "/"))
+    if p.name.startswith(".") or "__MACOSX" in p.parts:
+        return None
+    suffix = p.suffix.lower()
+    parents = {part.lower() for part in p.parts[:-1]}
+    if p.stem.endswith("_mask") and suffix in MASK_SUFFIXES:
+        return "mask", p.stem[: -len("_mask")]
+    if "masks" in parents and suffix in MASK_SUFFIXES:
+        return "mask", p.stem
+    if suffix in IMAGE_SUFFIXES:
+        return "image", p.stem
+    return None
+
+
+def pair_files(files: list[tuple[str, bytes]], limits: ZipLimits | None = None) -> Pairing:
+    """Match (name, bytes) files into image/mask pairs by stem; the batch's pixels are budgeted."""
+    limits = limits or DEFAULT_ZIP_LIMITS
+    images, masks = {}, {}
+    for name, data in files:
+        role = _role(name)
+        if role is None:
+            continue
+        kind, stem = role
+        (images if kind == "image" else masks)[stem] = (safe_name(name), data)
+    pairs = [
+        BatchPair(stem, images[stem][0], images[stem][1], masks[stem][0], masks[stem][1])
+        for stem in sorted(images)
+        if stem in masks
+    ]
+    unmatched = sorted({images[s][0] for s in images if s not in masks} | {masks[s][0] for s in masks if s not in images})
+    check_batch_pixels(pairs, limits)
+    return Pairing(pairs, unmatched)
+
+
+def check_batch_pixels(pairs: list[BatchPair], limits: ZipLimits | None = None) -> int:
+    """Total image pixels of `pairs` from their headers (nothing decoded); InputError over the limit.
+
+    A pair whose header cannot be read counts 0 here and is skipped, with its reason, when scored.
+    """
+    limits = limits or DEFAULT_ZIP_LIMITS
+    total = 0
+    for p in pairs:
+        try:
+            w, h, _ = image_size(p.image, p.image_name)
+        except InputError:
+            continue
+        total += w * h
+        if total > limits.max_batch_pixels:
+            raise InputError(
+                f"the batch is too large: its images hold over {limits.max_batch_pixels / 1e6:.0f} million "
+                f"pixels together (the limit; reached at {p.image_name}). Score it in smaller parts."
+            )
+    return total
+
+
+def _check_overlaps(zf: zipfile.ZipFile, name: str) -> None:
+    """Refuse entries whose data overlap (several directory entries on one member: a zip bomb)."""
+    spans = []
+    for m in zf.infolist():
+        enc = "utf-8" if m.flag_bits & 0x800 else "cp437"
+        head = 30 + len(m.orig_filename.encode(enc, "replace"))  # local header, at least
+        spans.append((m.header_offset, m.header_offset + head + m.compress_size))
+    spans.sort()
+    limit = getattr(zf, "start_dir", None)
+    for (_, end), nxt in zip(spans, [s for s, _ in spans[1:]] + [limit], strict=True):
+        if nxt is not None and end > nxt:
+            raise InputError(f"{name}: the archive's entries overlap (a sign of a zip bomb); it was not unpacked.")
+
+
+def _read_member(zf: zipfile.ZipFile, m: zipfile.ZipInfo, budget: int, limits: ZipLimits) -> bytes:
+    """A member's bytes, inflated a chunk at a time and counted: stops at its declared size or the budget."""
+    out = bytearray()
+    with zf.open(m) as f:
+        while True:
+            chunk = f.read(limits.chunk)
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > budget:
+                raise _TooLarge()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def read_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = None) -> list[tuple[str, bytes]]:
+    """(path, bytes) of every image or mask in a zip, refusing damaged, overlapping or over-large archives.
+
+    Sizes are counted on the bytes really inflated, a chunk at a time, so a member that
+    lies about its size never takes more than the remaining budget.
+    """
+    limits = limits or DEFAULT_ZIP_LIMITS
+    name = safe_name(name)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise InputError(f"{name}: this is not a zip archive, or it is damaged.") from None
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    if len(members) > limits.max_members:
+        raise InputError(f"{name}: too many files ({len(members)}; the limit is {limits.max_members}).")
+    too_large = InputError(f"{name}: too large once unpacked (over {limits.max_bytes / 1e6:.0f} MB, the limit).")
+    if sum(m.file_size for m in members) > limits.max_bytes:
+        raise too_large
+    _check_overlaps(zf, name)
+    out, left = [], limits.max_bytes
+    try:
+        for m in members:
+            if _role(m.filename) is not None:
+                out.append((m.filename, _read_member(zf, m, min(left, m.file_size), limits)))
+                left -= len(out[-1][1])
+    except _TooLarge:
+        raise too_large from None
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, NotImplementedError) as e:
+        raise InputError(f"{name}: a file in the archive could not be unpacked ({e}).") from None
+    return out
+
+
+def pair_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = None) -> Pairing:
+    """Image/mask pairs from a zip (images/ + masks/, or *_mask files); InputError if none."""
+    limits = limits or DEFAULT_ZIP_LIMITS
+    files = read_zip(data, name, limits)
+    name = safe_name(name)
+    if not any(_role(n)[0] == "image" for n, _ in files):
+        raise InputError(f"{name}: the archive holds no images (PNG, JPEG, TIFF, BMP or DICOM).")
+    pairing = pair_files(files, limits)
+    if not pairing.pairs:
+        raise InputError(
+            f"{name}: no image has a matching mask. Put images in images/ and masks in masks/ "
+            "with the same name, or name each mask <image name>_mask.png."
+        )
+    return pairing
+
+
+def pair_uploads(files: list[tuple[str, bytes]]) -> Pairing:
+    """Pairs from uploaded files: each zip paired on its own (pair_zip), the loose files together
+    (pair_files); InputError when no image has a mask."""
+    pairing = Pairing([], [])
+    loose = [(name, data) for name, data in files if not name.lower().endswith(".zip")]
+    parts = [pair_zip(data, name) for name, data in files if name.lower().endswith(".zip")]
+    for part in parts + ([pair_files(loose)] if loose else []):
+        pairing.pairs += part.pairs
+        pairing.unmatched += part.unmatched
+    if not pairing.pairs:
+        raise InputError("No image has a matching mask: name masks <image name>_mask.png (or .tif), "
+                         "or put them in a zip with images/ and masks/.")
+    return pairing
+
+
+@dataclass
+class Loaded:
+    stem: str
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float] | None
+    image_name: str
+
+
+def load_pair(pair: BatchPair) -> Loaded:
+    """Decode one pair and check that the mask fits the image (InputError otherwise)."""
+    data = load_image_data(pair.image, pair.image_name)
+    mask = load_mask(pair.mask, pair.mask_name)
+    check_pair(data.image, mask, pair.image_name, pair.mask_name)
+    return Loaded(pair.stem, data.image, mask, data.pixel_spacing_mm, pair.image_name)
+
+
+def score_rows(model_id: str, image_name: str, pred_mask: np.ndarray, true_mask: np.ndarray,
+               classes: list[str], spacing=None, seconds: float = 0.0) -> list[dict]:
+    """One row per foreground class: the `nervseg.metrics.score` of a prediction."""
+    rows = []
+    for cid, cname in enumerate(classes):
+        if cid == 0:
+            continue
+        s = metrics.score(pred_mask, true_mask, cid, spacing)
+        rows.append({"model": model_id, "image": image_name, "class": cname,
+                     "truth_empty": int(not (true_mask == cid).any()), "seconds": round(seconds, 4),
+                     **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
+    return rows
+
+
+def class_figures(rows: list[dict]) -> dict:
+    """Figures of one model and class over images: per-image mean and sd of every metric, pooled
+    overlap (a dict), the count of infinite HD95, and the Dice mean over images whose truth is not empty."""
+    agg = metrics.aggregate(rows)
+    entry = {f"{k}_mean": agg.mean[k] for k in metrics.METRIC_KEYS}
+    entry.update({f"{k}_sd": agg.sd[k] for k in metrics.METRIC_KEYS})
+    entry["pooled"] = agg.pooled
+    entry["hd95_infinite"] = agg.hd95_infinite
+    nonempty = [r for r in rows if r["tp"] + r["fn"] > 0]
+    entry["n_truth_nonempty"] = len(nonempty)
+    entry["dice_mean_truth_nonempty"] = float(sum(r["dice"] for r in nonempty) / len(nonempty)) if nonempty else None
+    return entry
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per (model, class): mean ± sd and pooled of every metric (class_figures, flattened for a table)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["class"]), []).append(r)
+    out = []
+    for (model, cname), rs in groups.items():
+        f = class_figures(rs)
+        entry = {"model": model, "class": cname, "n_images": len(rs)}
+        for k in metrics.METRIC_KEYS:
+            entry[f"{k}_mean"] = f[f"{k}_mean"]
+            entry[f"{k}_sd"] = f[f"{k}_sd"]
+            if k != "hd95":
+                entry[f"{k}_pooled"] = f["pooled"].get(k)
+        entry["hd95_infinite"] = f["hd95_infinite"]
+        out.append(entry)
+    return out
+
+
+def score_batch(predict: Callable, model_ids: list[str], pairs: list[BatchPair], classes_of: Callable,
+                progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], list[str]]:
+    """Score every model on every pair; returns (rows, skipped pair reasons).
+
+    `predict(model_id, pair, image)` returns a Prediction; `classes_of(model_id)`
+    the model's class names. A pair that cannot be read is skipped with its reason.
+    """
+    rows, skipped = [], []
+    total, done = len(pairs) * len(model_ids), 0
+    for pair in pairs:  # one pair decoded at a time: memory stays at one image, not the batch
+        try:
+            item = load_pair(pair)
+        except InputError as e:
+            skipped.append(str(e))
+            total -= len(model_ids)
+            if progress and total:
+                progress(done, total)
+            continue
+        for mid in model_ids:
+            pred = predict(mid, pair, item.image)
+            rows += score_rows(mid, item.image_name, pred.mask, item.mask, classes_of(mid), item.spacing, pred.seconds)
+            done += 1
+            if progress:
+                progress(done, total)
+    return rows, skipped

@@ -1,0 +1,75 @@
+"""What the app says about how a task's architectures compare: CV figures when a cross-validation
+has run (splits/<task>-paired.json, -cv-summary.json), else the shipped models' own held-out split
+(splits/heldout/, made by `python -m nervseg.cv heldout --task T --out-dir splits/heldout`),
+always labelled with where the figures come from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nervseg import PROJECT_ROOT
+
+SPLITS_DIR = PROJECT_ROOT / "splits"
+ARCH_NAMES = {"unet": "U-Net", "densenet": "DenseNet", "sk-unet": "SK-U-Net"}
+
+
+@dataclass(frozen=True)
+class TaskComparison:
+    task: str
+    source: str  # where the figures come from, in words
+    paired: list[dict]  # nervseg.evaluate.stats paired rows: class, a, b, diff_mean, diff_ci95, p_value, verdict
+    models: dict[str, dict]  # model id -> its cross_validation block
+
+    def dice_ci(self, model_id: str, cls: str) -> tuple[float, float, float] | None:
+        """(mean, lo, hi) of a model's per-image Dice for a class, if measured."""
+        pc = self.models.get(model_id, {}).get("per_class", {}).get(cls)
+        if not pc or pc.get("dice_ci95") is None:
+            return None
+        lo, hi = pc["dice_ci95"]
+        return float(pc["dice_mean"]), float(lo), float(hi)
+
+    def verdicts(self) -> list[str]:
+        """One plain sentence per class: a ranking only where every CI excludes 0."""
+        out = []
+        for cls in dict.fromkeys(p["class"] for p in self.paired):
+            rows = [p for p in self.paired if p["class"] == cls]
+            clear = [p for p in rows if p["verdict"] != "no clear difference"]
+            if not clear:
+                out.append(f"{cls}: no clear difference between the architectures (every pairwise 95% CI of the "
+                           "Dice difference includes 0).")
+                continue
+            parts = [f"{_better(p)} ahead by {abs(p['diff_mean']):.3f} (95% CI {_ci(p)})" for p in clear]
+            out.append(f"{cls}: " + "; ".join(parts) + "; other pairs: no clear difference.")
+        return out
+
+
+def _better(p: dict) -> str:
+    a, b = ARCH_NAMES.get(p["a"], p["a"]), ARCH_NAMES.get(p["b"], p["b"])
+    return f"{a} over {b}" if p["diff_mean"] > 0 else f"{b} over {a}"
+
+
+def _ci(p: dict) -> str:
+    lo, hi = sorted(abs(x) for x in p["diff_ci95"]) if p["diff_mean"] < 0 else p["diff_ci95"]
+    return f"{lo:.3f} to {hi:.3f}"
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # a damaged figures file: say nothing rather than something wrong
+
+
+def load(task: str, splits_dir: Path | None = None) -> TaskComparison | None:
+    """The task's comparison, CV first, the held-out demonstration otherwise; None when neither exists."""
+    base = Path(splits_dir or SPLITS_DIR)
+    for folder in (base, base / "heldout"):
+        paired, summary = _read(folder / f"{task}-paired.json"), _read(folder / f"{task}-cv-summary.json")
+        if paired and summary:
+            models = {m: b.get("cross_validation", {}) for m, b in summary.get("models", {}).items()}
+            source = paired.get("source") or f"{paired.get('folds', '?')}-fold cross-validation"
+            return TaskComparison(task, source, list(paired.get("pairs", [])), models)
+    return None

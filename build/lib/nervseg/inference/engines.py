@@ -1,0 +1,158 @@
+"""Inference engines: a normalised (N, 1, H, W) float32 batch in, softmax probabilities out.
+
+ONNX Runtime runs the graph `nervseg.inference.export` wrote beside the card's weights; torch
+(the training framework) is the fallback for a card without a fresh graph, for a GPU, or
+on request. Neither is imported before it is needed, so the app runs without torch when
+every card has its graph. The thread count is set once, by `set_threads` from the
+entry point (`nervseg.inference.segmenter.configure_threads`), and read when an engine starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+
+import numpy as np
+
+from nervseg.models.cards import ModelCard, ModelError, sha256_file
+
+ENGINES = ("onnx", "torch")
+log = logging.getLogger(__name__)
+ONNX_FORMAT = "nervseg-onnx-1"  # graph + fp16 external data inside the card's safetensors (nervseg.inference.export)
+_threads: int | None = None  # set once at an entry point; None = the library's defaults
+
+
+def set_threads(n: int) -> None:
+    """The CPU thread count for every engine: ONNX sessions read it when created, torch now if loaded."""
+    global _threads
+    _threads = int(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_threads)
+
+
+def _torch():
+    """torch, imported on first use, with the entry point's thread count applied then."""
+    first = "torch" not in sys.modules
+    import torch
+
+    if first and _threads:
+        torch.set_num_threads(_threads)
+    return torch
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_file(card: ModelCard):
+    """Where the card's ONNX graph lives: beside its weights, models/<weights stem>.onnx."""
+    return card.weights_path().with_suffix(".onnx")
+
+
+def _session(path, optimise: bool = True):
+    """An ONNX Runtime CPU session over `path`, with the entry point's thread count."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise
+                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    opts.intra_op_num_threads = _threads or 0  # 0 = ONNX Runtime's default (physical cores)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Off by default: spinning worker threads keep a core busy after each run, taken from the page,
+    # the video encoder or another model (on 2 cores it made the next torch call up to twice as slow).
+    spin = "1" if os.environ.get("NERVSEG_ORT_SPINNING") == "1" else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _open(card: ModelCard, optimise: bool = True):
+    """(session, None) when the card's graph is usable, else (None, why not)."""
+    if not onnx_available():
+        return None, "onnxruntime is not installed"
+    path = onnx_file(card)
+    if not path.is_file():
+        return None, f"no ONNX graph {path.name} (run `python -m nervseg.inference.export --models {card.id}`)"
+    try:
+        session = _session(path, optimise)
+    except Exception as e:  # noqa: BLE001 - any load failure means: use torch, and say why
+        return None, f"ONNX graph {path.name} cannot be loaded ({str(e).splitlines()[0][:200]})"
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("format") != ONNX_FORMAT or meta.get("weights_sha256") != card.weights_sha256:
+        return None, (f"ONNX graph {path.name} is stale: made for weights {meta.get('weights_sha256', '?')[:12]}…, "
+                      f"the card has {card.weights_sha256[:12]}… (re-run `python -m nervseg.inference.export "
+                      f"--models {card.id}`)")
+    return session, None
+
+
+def onnx_problem(card: ModelCard) -> str | None:
+    """Why the card cannot run on ONNX Runtime (None when it can): package, file, or staleness."""
+    return _open(card, optimise=False)[1]
+
+
+class OnnxEngine:
+    """An ONNX Runtime CPU session over the card's graph (weights read from its safetensors)."""
+
+    name = "onnx"
+    device = "cpu"
+    model = None  # no torch module
+
+    def __init__(self, card: ModelCard, session=None):
+        if session is None:
+            session, problem = _open(card)
+            if problem:
+                raise ModelError(f"model {card.id}: {problem}")
+        digest = sha256_file(card.weights_path())
+        if digest != card.weights_sha256:
+            raise ModelError(f"model {card.id}: weights file {card.weights_file} does not match its card "
+                             f"(sha256 {digest[:12]}… != {card.weights_sha256[:12]}…); it may be damaged or replaced.")
+        self.session = session
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
+
+
+class TorchEngine:
+    """Eager PyTorch over a loaded nn.Module (CPU or GPU)."""
+
+    name = "torch"
+
+    def __init__(self, model, device: str | None = None):
+        torch = _torch()
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device))
+            if isinstance(logits, tuple):
+                logits = logits[0]
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def create(card: ModelCard, engine: str | None = None, device: str | None = None):
+    """A ready engine for the card: the one asked for (or $NERVSEG_ENGINE), else ONNX Runtime when the
+    card's graph is fresh and the device is the CPU, else torch. An ONNX engine asked for by name that
+    cannot run raises ModelError saying why."""
+    from nervseg.models.cards import load_model
+
+    engine = engine or os.environ.get("NERVSEG_ENGINE") or None
+    if engine is not None and engine not in ENGINES:
+        raise ModelError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
+    on_cpu = device in (None, "cpu")
+    if engine == "onnx" and not on_cpu:
+        raise ModelError(f"model {card.id}: the ONNX engine runs on the CPU only (asked for {device})")
+    if engine == "onnx" or (engine is None and on_cpu):
+        session, problem = _open(card)
+        if session is not None:
+            return OnnxEngine(card, session)
+        if engine == "onnx":
+            raise ModelError(f"model {card.id}: {problem}")
+        if importlib.util.find_spec("torch") is None:  # the lean app install has no fallback
+            raise ModelError(f"model {card.id} cannot run: {problem}, and torch is not installed")
+        if onnx_file(card).is_file():  # a graph that is there but unusable deserves a word
+            log.warning("model %s runs on torch: %s", card.id, problem)
+    return TorchEngine(load_model(card), device)

@@ -1,0 +1,102 @@
+"""What a model learnt from, told from its card: labels for pickers, overlap with uploads, unlike scans.
+
+Everything is read from the card (classes, `data` block, split lists, input size), so a new
+card needs no change here. The overlap check is by file name: usgra-seg stems (NNNN) that are
+not among the card's `val_stems` were training images; kaggle-bp names (SUBJ_IMG) whose
+subject is among `train_subjects` were training images.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import PurePath
+
+from nervseg.models.cards import ModelCard
+
+_USGRA_STEM = re.compile(r"^(?:usgra-seg-)?(\d{4})$")
+_KAGGLE_STEM = re.compile(r"^(\d+)_(\d+)(?:_mask)?$")
+
+
+def finds_label(card: ModelCard) -> str:
+    """What the model marks: 'nerve only', 'nerve + vessel'."""
+    fg = card.classes[1:]
+    return f"{fg[0]} only" if len(fg) == 1 else " + ".join(fg)
+
+
+def dataset_label(card: ModelCard) -> str:
+    """A short name of the training data, e.g. 'usgra-seg', 'Kaggle brachial plexus'."""
+    name = str(card.data.get("name", "")) or card.task or "unknown data"
+    base, _, rest = name.partition(" (")
+    rest = rest.rstrip(")")
+    if not rest or "github" in rest or any(ch.isdigit() for ch in rest):
+        return base
+    return f"{base.split()[0]} {rest}"
+
+
+def group_label(card: ModelCard) -> str:
+    """'nerve + vessel · usgra-seg': what it finds and what it learnt from."""
+    return f"{finds_label(card)} · {dataset_label(card)}"
+
+
+def default_card(cards: list[ModelCard]) -> ModelCard | None:
+    """The opening model: most structures found, then best validation nerve Dice, then id."""
+    if not cards:
+        return None
+    return max(cards, key=lambda c: (len(c.classes), c.validation_dice("nerve") or -1.0, c.id))
+
+
+def _stem(name: str) -> str:
+    return PurePath(name).stem
+
+
+def trained_on(card: ModelCard, name: str) -> bool:
+    """Whether the image called `name` was among the card's training images (by file name)."""
+    split = card.data.get("split", {}) or {}
+    stem = _stem(name)
+    usgra = _USGRA_STEM.match(stem)
+    if usgra and "val_stems" in split:
+        return usgra.group(1) not in set(split["val_stems"])
+    kaggle = _KAGGLE_STEM.match(stem)
+    if kaggle and "train_subjects" in split:
+        return kaggle.group(1) in {str(s) for s in split["train_subjects"]}
+    return False
+
+
+def training_overlap(card: ModelCard, names: list[str]) -> list[str]:
+    """The names among `names` that the model trained on (to warn before scoring them)."""
+    return [n for n in names if trained_on(card, n)]
+
+
+def unlike_training(card: ModelCard, shape: tuple[int, int], tolerance: float = 0.22) -> bool:
+    """True when the scan's aspect ratio is far from the model's training input (another scanner setting)."""
+    h, w = shape[:2]
+    ih, iw = card.input_size
+    if min(h, w, ih, iw) <= 0:
+        return False
+    return abs(math.log((w / h) / (iw / ih))) > tolerance
+
+
+def heldout_subject_images(card: ModelCard, names: list[str]) -> bool:
+    """True when every name is a kaggle-bp frame of a subject the card held out (the published protocol)."""
+    held = {str(s) for s in (card.data.get("split", {}) or {}).get("val_subjects", [])}
+    matches = [_KAGGLE_STEM.match(_stem(n)) for n in names]
+    return bool(names) and bool(held) and all(m is not None and m.group(1) in held for m in matches)
+
+
+def card_presence(card: ModelCard) -> dict | None:
+    """The card's calibrated `presence` block (see nervseg.evaluate.presence), or None.
+
+    Read from the card object when it carries the field, else from the card's JSON file,
+    so a card written by the fair-comparison training is honoured either way.
+    """
+    block = getattr(card, "presence", None)
+    if not block and card.path:
+        import json
+        from pathlib import Path
+
+        try:
+            block = json.loads(Path(card.path).read_text()).get("presence")
+        except (OSError, ValueError):
+            block = None
+    return block if isinstance(block, dict) and block else None

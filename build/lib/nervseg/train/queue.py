@@ -1,0 +1,352 @@
+"""The cross-validation training queue: every job of the fair comparison, run two at a time across sessions.
+
+    python -m nervseg.train.queue status                 # done / running / left, with an ETA
+    python -m nervseg.train.queue run [--until 16:55]    # start the runner in the background (low priority)
+    python -m nervseg.train.queue stop                   # start no new job (running ones finish)
+
+Jobs come from nervseg/recipes.json and the fold files: the recipe pilot, then per task and
+architecture the final model (all non-sample data) and the five folds; usgra jobs start from the
+kaggle-bp final model of the same architecture. Each job runs as a single-thread process at nice 19,
+checkpoints every epoch and resumes when started again. What a finished job leaves is small and
+tracked, so it survives a new machine:
+  splits/cv/jobs.csv                       one row per finished job: CPU and wall minutes
+  splits/cv/<task>/<arch>/fold<K>.csv      the fold's per-image out-of-fold rows (nervseg.cv.run.ROW_KEYS)
+  splits/cv/<task>/<arch>/fold<K>.json     the fold model's card (recipe, curves, CPU time)
+  splits/cv/pilot/<variant>.csv|.json      the pilot's rows and cards
+  models/next/<task>-<arch>.*              the final models (card, fp16 weights, ONNX graph)
+Checkpoints and logs stay in runs/queue (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from nervseg import PROJECT_ROOT
+
+RECIPES = Path(__file__).with_name("recipes.json")
+CV_DIR = PROJECT_ROOT / "splits" / "cv"
+NEXT_MODELS = PROJECT_ROOT / "models" / "next"
+WORK = PROJECT_ROOT / "runs" / "queue"
+LOG_KEYS = ("job", "cpu_minutes", "wall_minutes", "finished", "machine")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of the plan; `needs` are job ids that must have finished first."""
+
+    id: str
+    kind: str  # pilot | final | fold
+    task: str
+    arch: str
+    fold: int | None
+    args: str
+    needs: tuple[str, ...] = ()
+    variant: str = ""
+    estimate_minutes: float = 30.0
+
+    def outputs(self, cv_dir: Path = CV_DIR, next_models: Path = NEXT_MODELS) -> list[Path]:
+        """The tracked files this job leaves behind."""
+        if self.kind == "final":
+            return [next_models / f"{self.task}-{self.arch}.json"]
+        stem = cv_dir / "pilot" / self.variant if self.kind == "pilot" else cv_dir / self.task / self.arch / f"fold{self.fold}"
+        return [stem.with_suffix(".csv"), stem.with_suffix(".json")]
+
+
+def read_recipes(path: Path = RECIPES) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def plan(recipes: dict, folds_of: dict[str, int]) -> list[Job]:
+    """Every job in run order: the pilot, each task's final models, then its folds (architectures interleaved)."""
+    jobs: list[Job] = []
+    p = recipes.get("pilot")
+    if p:
+        for variant, args in p["variants"].items():
+            jobs.append(Job(f"pilot/{p['task']}/{p['arch']}/fold{p['fold']}/{variant}", "pilot", p["task"], p["arch"],
+                            p["fold"], args, variant=variant, estimate_minutes=p["minutes"] + 2))
+    archs = recipes["architectures"]
+    for task, r in recipes["tasks"].items():
+        for arch in archs:
+            needs = (f"final/{r['needs']}/{arch}",) if r.get("needs") else ()
+            est = r["estimate_minutes"][arch]
+            jobs.append(Job(f"final/{task}/{arch}", "final", task, arch, None, r["args"].replace("{arch}", arch), needs,
+                            estimate_minutes=est * recipes.get("final_factor", 1.25)))
+        for k in range(folds_of[task]):
+            for arch in archs:
+                needs = (f"final/{r['needs']}/{arch}",) if r.get("needs") else ()
+                jobs.append(Job(f"fold/{task}/{arch}/fold{k}", "fold", task, arch, k,
+                                r["args"].replace("{arch}", arch), needs, estimate_minutes=r["estimate_minutes"][arch]))
+    return jobs
+
+
+def default_plan() -> list[Job]:
+    from nervseg.data.splits import read_folds
+
+    recipes = read_recipes()
+    folds = {t: read_folds(PROJECT_ROOT / "splits" / f"{t}-folds.json").k for t in recipes["tasks"]}
+    return plan(recipes, folds)
+
+
+# ---------------------------------------------------------------- the log of finished jobs
+
+
+def read_log(cv_dir: Path = CV_DIR) -> list[dict]:
+    path = Path(cv_dir) / "jobs.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_log(row: dict, cv_dir: Path = CV_DIR) -> None:
+    path = Path(cv_dir) / "jobs.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(LOG_KEYS))
+        if new:
+            w.writeheader()
+        w.writerow({k: row[k] for k in LOG_KEYS})
+
+
+def finished(jobs: list[Job], cv_dir: Path = CV_DIR, next_models: Path = NEXT_MODELS) -> set[str]:
+    """Ids of jobs that are in the log and whose tracked outputs exist."""
+    logged = {r["job"] for r in read_log(cv_dir)}
+    return {j.id for j in jobs if j.id in logged and all(p.is_file() for p in j.outputs(cv_dir, next_models))}
+
+
+def estimate(job: Job, log: list[dict]) -> float:
+    """Wall minutes expected for `job`: the mean of finished jobs of its kind, task and architecture, else the recipe's."""
+    key = _kind_key(job.id)
+    seen = [float(r["wall_minutes"]) for r in log if _kind_key(r["job"]) == key]
+    return sum(seen) / len(seen) if seen else job.estimate_minutes
+
+
+def _kind_key(job_id: str) -> str:
+    parts = job_id.split("/")
+    return "/".join(parts[:3]) if parts[0] != "pilot" else job_id
+
+
+def next_ready(jobs: list[Job], done: set[str], busy: set[str]) -> Job | None:
+    """The first job not done, not running, whose needs are done."""
+    for j in jobs:
+        if j.id not in done and j.id not in busy and all(n in done for n in j.needs):
+            return j
+    return None
+
+
+# ---------------------------------------------------------------- running one job
+
+
+def command(job: Job, python: str = sys.executable) -> list[str]:
+    """The process that runs `job` (one thread; resumes from its checkpoint if one exists)."""
+    if job.kind == "final":
+        return [python, "-m", "nervseg.train", "--task", job.task, "--arch", job.arch,
+                "--split-file", f"splits/{job.task}-folds.json", *shlex.split(job.args), "--threads", "1",
+                "--out", _rel(NEXT_MODELS), "--runs", _rel(WORK / "final"), "--resume"]
+    cv_root = WORK / ("pilot" / Path(job.variant) if job.kind == "pilot" else Path("cv"))
+    init_dir = PROJECT_ROOT / "models" if job.kind == "pilot" else NEXT_MODELS
+    return [python, "-m", "nervseg.cv", "run", "--task", job.task, "--arch", job.arch, "--folds", str(job.fold),
+            "--recipe-args", f"{job.args} --threads 1", "--init-dir", _rel(init_dir), "--cv-root", _rel(cv_root)]
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def keep_outputs(job: Job) -> None:
+    """Copy a finished fold's or pilot's scores and card from runs/queue into the tracked folder."""
+    if job.kind == "final":
+        return
+    root = WORK / ("pilot" / Path(job.variant) if job.kind == "pilot" else Path("cv"))
+    src = root / job.task / job.arch / f"fold{job.fold}"
+    csv_out, card_out = job.outputs()
+    csv_out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "scores.csv", csv_out)
+    shutil.copy2(src / f"{job.task}-{job.arch}.json", card_out)
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cores"
+
+
+class Runner:
+    """Starts jobs while slots are free; records each finished job's CPU time from the kernel (wait4)."""
+
+    def __init__(self, jobs: list[Job], workers: int = 2, deadline: float | None = None):
+        self.jobs, self.workers, self.deadline = jobs, workers, deadline
+        self.running: dict[int, tuple[Job, float]] = {}
+        WORK.mkdir(parents=True, exist_ok=True)
+        (WORK / "logs").mkdir(exist_ok=True)
+
+    def _start(self, job: Job) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NERVSEG_THREADS": "1",
+               "PYTHONUNBUFFERED": "1"}
+        log = open(WORK / "logs" / (job.id.replace("/", "_") + ".log"), "a")
+        log.write(f"\n=== {datetime.now(UTC).isoformat(timespec='seconds')} {shlex.join(command(job))}\n")
+        log.flush()
+        proc = subprocess.Popen(command(job), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: os.nice(19), start_new_session=True)
+        log.close()
+        self.running[proc.pid] = (job, time.time())
+        self._write_state()
+        print(f"started {job.id} (pid {proc.pid})", flush=True)
+
+    def _write_state(self) -> None:
+        state = {"runner_pid": os.getpid(), "deadline": self.deadline,
+                 "running": [{"job": j.id, "pid": pid, "started": t} for pid, (j, t) in self.running.items()]}
+        tmp = WORK / ".state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, WORK / "state.json")
+
+    def _fits(self, job: Job, log: list[dict]) -> bool:
+        return self.deadline is None or time.time() + 60 * estimate(job, log) <= self.deadline
+
+    def run(self) -> None:
+        failed: set[str] = set()
+        while True:
+            done = finished(self.jobs)
+            busy = {j.id for j, _ in self.running.values()} | failed
+            log = read_log()
+            while len(self.running) < self.workers and not (WORK / "stop").exists():
+                job = next_ready(self.jobs, done, busy)
+                if job is None or not self._fits(job, log):
+                    break
+                self._start(job)
+                busy.add(job.id)
+            if not self.running:
+                break
+            pid, status, usage = os.wait4(-1, 0)
+            if pid not in self.running:
+                continue
+            job, started = self.running.pop(pid)
+            self._write_state()
+            cpu, wall = (usage.ru_utime + usage.ru_stime) / 60, (time.time() - started) / 60
+            if os.waitstatus_to_exitcode(status) != 0:
+                failed.add(job.id)  # not retried in this run: its log says why
+                print(f"FAILED {job.id} (exit {os.waitstatus_to_exitcode(status)}); see runs/queue/logs", flush=True)
+                continue
+            keep_outputs(job)
+            append_log({"job": job.id, "cpu_minutes": f"{cpu:.1f}", "wall_minutes": f"{wall:.1f}",
+                        "finished": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()})
+            print(f"finished {job.id}: {cpu:.1f} CPU min, {wall:.1f} wall min", flush=True)
+        (WORK / "state.json").unlink(missing_ok=True)
+        print("queue runner stopped: " + ("nothing left" if len(finished(self.jobs)) == len(self.jobs)
+                                          else "no job left that is ready and fits the time"), flush=True)
+
+
+# ---------------------------------------------------------------- status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def status_lines(jobs: list[Job], workers: int = 2) -> list[str]:
+    """done / running / left, CPU hours so far, and an ETA at `workers` jobs at a time."""
+    log = read_log()
+    done = finished(jobs)
+    state_path = WORK / "state.json"
+    running = []
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
+        if _alive(state["runner_pid"]):
+            running = [r for r in state["running"] if _alive(r["pid"])]
+    run_ids = {r["job"] for r in running}
+    left = [j for j in jobs if j.id not in done and j.id not in run_ids]
+    by_id = {j.id: j for j in jobs}
+    rem = sum(estimate(j, log) for j in left)
+    rem += sum(max(0.0, estimate(by_id[r["job"]], log) - (time.time() - r["started"]) / 60)
+               for r in running if r["job"] in by_id)
+    cpu_h = sum(float(r["cpu_minutes"]) for r in log) / 60
+    lines = [f"done {len(done)} / running {len(running)} / left {len(left)} of {len(jobs)} jobs; "
+             f"{cpu_h:.1f} CPU-hours so far; ETA {rem / workers / 60:.1f} h at {workers} jobs at a time"]
+    lines += [f"  running {r['job']} for {(time.time() - r['started']) / 60:.0f} min" for r in running]
+    lines += [f"  next    {j.id} (~{estimate(j, log):.0f} min)" for j in left[:4]]
+    return lines
+
+
+def runner_alive() -> int | None:
+    """The pid of a live runner, if there is one (a second runner would start the same jobs again)."""
+    state = WORK / "state.json"
+    if state.is_file():
+        pid = json.loads(state.read_text())["runner_pid"]
+        if _alive(pid):
+            return pid
+    return None
+
+
+def deadline_of(until: str, hours: float, now: datetime | None = None) -> float | None:
+    """Epoch seconds by which started jobs should end: --until HH:MM (local time, today or tomorrow) or --hours."""
+    now = now or datetime.now()
+    if until:
+        h, m = (int(x) for x in until.split(":"))
+        t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+        return (t if t > now else t + timedelta(days=1)).timestamp()
+    return now.timestamp() + hours * 3600 if hours else None
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m nervseg.train.queue", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="start the runner in the background")
+    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--hours", type=float, default=0.0, help="start no job that would not finish within this many hours")
+    r.add_argument("--until", default="", help="start no job that would not finish by this time (HH:MM, local)")
+    r.add_argument("--foreground", action="store_true", help="run here instead of in the background")
+    sub.add_parser("status")
+    s = sub.add_parser("stop", help="start no new job; --now also ends the running ones (they resume next time)")
+    s.add_argument("--now", action="store_true")
+    args = ap.parse_args(argv)
+    jobs = default_plan()
+    if args.cmd == "status":
+        print("\n".join(status_lines(jobs)))
+    elif args.cmd == "stop":
+        WORK.mkdir(parents=True, exist_ok=True)
+        (WORK / "stop").touch()
+        state = WORK / "state.json"
+        if args.now and state.is_file():
+            for r in json.loads(state.read_text())["running"]:
+                if _alive(r["pid"]):
+                    os.killpg(r["pid"], signal.SIGTERM)  # the job and its training process
+        print("the runner starts no new job" + (" and its jobs were ended" if args.now else ""))
+    elif runner_alive():
+        raise SystemExit(f"a runner is already working (pid {runner_alive()}): `stop`, wait for it, then `run` again")
+    elif args.foreground:
+        (WORK / "stop").unlink(missing_ok=True)
+        Runner(jobs, args.workers, deadline_of(args.until, args.hours)).run()
+    else:
+        WORK.mkdir(parents=True, exist_ok=True)
+        (WORK / "stop").unlink(missing_ok=True)
+        deadline = deadline_of(args.until, args.hours)
+        cmd = [sys.executable, "-m", "nervseg.train.queue", "run", "--foreground", "--workers", str(args.workers),
+               "--hours", str((deadline - time.time()) / 3600 if deadline else 0)]
+        with open(WORK / "runner.log", "a") as log:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        print(f"queue runner started (pid {proc.pid}); log runs/queue/runner.log; "
+              "`python -m nervseg.train.queue status` shows progress")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The training queue: the plan from recipes.json, what counts as done, dependencies, the runner, ETA."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import pytest
+
+from nervseg.train import queue as q
+
+RECIPES = {
+    "architectures": ["a1", "a2"],
+    "tasks": {
+        "base": {"args": "--size 32 32 --epochs 1", "needs": None, "estimate_minutes": {"a1": 1, "a2": 2}},
+        "next": {"args": "--init-from base-{arch}", "needs": "base", "estimate_minutes": {"a1": 3, "a2": 4}},
+    },
+    "final_factor": 2.0,
+    "pilot": {"task": "next", "arch": "a1", "fold": 0, "minutes": 5, "variants": {"old": "--x", "new": "--y"}},
+}
+
+
+def test_plan_lists_every_job_in_run_order_with_its_needs():
+    jobs = q.plan(RECIPES, {"base": 2, "next": 3})
+    ids = [j.id for j in jobs]
+    assert ids[:2] == ["pilot/next/a1/fold0/old", "pilot/next/a1/fold0/new"]
+    assert len(jobs) == 2 + 2 * (1 + 2) + 2 * (1 + 3)  # pilot + per task: finals and folds per architecture
+    assert ids.index("final/base/a1") < ids.index("fold/base/a1/fold0")
+    nxt = {j.id: j for j in jobs}
+    assert nxt["final/next/a2"].needs == ("final/base/a2",)  # starts from the same architecture's base model
+    assert nxt["fold/next/a1/fold2"].args == "--init-from base-a1"
+    assert nxt["final/base/a2"].estimate_minutes == 4.0  # final_factor x the fold estimate
+    assert not nxt["fold/base/a1/fold1"].needs
+
+
+def test_shipped_recipes_give_one_recipe_per_task_for_every_architecture():
+    recipes = q.read_recipes()
+    jobs = q.default_plan()
+    for task, r in recipes["tasks"].items():
+        args = {j.args.replace(j.arch, "{arch}") for j in jobs if j.task == task and j.kind != "pilot"}
+        assert args == {r["args"]}  # the same flags for the three architectures
+    assert {j.arch for j in jobs if j.kind == "fold"} == set(recipes["architectures"])
+
+
+def test_a_job_is_done_only_when_logged_and_its_tracked_files_exist(tmp_path):
+    paths = q.QueuePaths(tmp_path)
+    jobs = q.plan(RECIPES, {"base": 1, "next": 1})
+    fold = next(j for j in jobs if j.id == "fold/base/a1/fold0")
+    q.append_log({"job": fold.id, "cpu_minutes": "1.0", "wall_minutes": "1.1", "finished": "x", "machine": "m"}, paths)
+    assert fold.id not in q.finished(jobs, paths)  # logged, but its rows are missing
+    for p in fold.outputs(paths):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+    assert q.finished(jobs, paths) == {fold.id}
+
+
+def test_next_ready_waits_for_needs_and_skips_running_jobs():
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    first = q.next_ready(jobs, set(), set())
+    assert first.id == "final/base/a1"
+    assert q.next_ready(jobs, set(), {first.id}).id == "final/base/a2"
+    blocked = [j for j in jobs if j.task == "next"]
+    assert q.next_ready(blocked, set(), set()) is None
+    assert q.next_ready(blocked, {"final/base/a2"}, set()).arch == "a2"
+
+
+def test_estimate_learns_from_the_log():
+    job = next(j for j in q.plan(RECIPES, {"base": 2, "next": 1}) if j.id == "fold/base/a2/fold1")
+    assert q.estimate(job, []) == 2
+    log = [{"job": "fold/base/a2/fold0", "wall_minutes": "7.0"}, {"job": "fold/base/a1/fold0", "wall_minutes": "1"}]
+    assert q.estimate(job, log) == 7.0
+
+
+def test_deadline_is_today_or_tomorrow():
+    now = datetime(2026, 12, 6, 14, 0)
+    assert datetime.fromtimestamp(q.deadline_of("16:30", 0, now)) == datetime(2026, 12, 6, 16, 30)
+    assert datetime.fromtimestamp(q.deadline_of("09:00", 0, now)) == datetime(2026, 12, 7, 9, 0)
+    assert q.deadline_of("", 0, now) is None
+    assert q.deadline_of("", 1.5, now) == pytest.approx(now.timestamp() + 5400)
+
+
+def _fake_command(job, paths):
+    """A job that burns a little CPU and writes the files a real one leaves (fails for variant 'bad')."""
+    outs = [str(p) for p in job.outputs(paths)]
+    code = ("import sys, pathlib\n"
+            "s = sum(i * i for i in range(2000000))\n"
+            f"sys.exit(3) if {job.variant == 'bad'!r} else None\n"
+            f"[pathlib.Path(p).parent.mkdir(parents=True, exist_ok=True) or pathlib.Path(p).write_text('x') for p in {outs!r}]\n")
+    return [sys.executable, "-c", code]
+
+
+def test_runner_runs_every_ready_job_logs_cpu_time_and_skips_done_and_failed_jobs(tmp_path, capsys):
+    recipes = {**RECIPES, "pilot": {**RECIPES["pilot"], "variants": {"ok": "", "bad": ""}}}
+    jobs = q.plan(recipes, {"base": 1, "next": 1})
+    paths = q.QueuePaths(tmp_path)
+    q.Runner(jobs, workers=2, paths=paths, command_of=_fake_command, keep=lambda job, paths: None).run()
+    done = q.finished(jobs, paths)
+    assert done == {j.id for j in jobs} - {"pilot/next/a1/fold0/bad"}
+    log = q.read_log(paths)
+    assert len(log) == len(done) and all(float(r["cpu_minutes"]) >= 0 for r in log)
+    assert sum(float(r["cpu_minutes"]) for r in log) > 0  # the kernel's CPU time of the children, not zero
+    assert "FAILED pilot/next/a1/fold0/bad" in capsys.readouterr().out
+    assert not (paths.work / "state.json").exists()
+    # a second run starts only what is left (the failed job, which fails again): nothing done is redone
+    q.Runner(jobs, workers=2, paths=paths, command_of=_fake_command, keep=lambda job, paths: None).run()
+    out = capsys.readouterr().out
+    assert out.count("started ") == 1 and "started pilot/next/a1/fold0/bad" in out
+    assert len(q.read_log(paths)) == len(log)
+
+
+def test_status_counts_and_eta(tmp_path):
+    paths = q.QueuePaths(tmp_path)
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    lines = q.status_lines(jobs, workers=2, paths=paths)
+    total = sum(j.estimate_minutes for j in jobs)
+    assert lines[0].startswith(f"done 0 / running 0 / left {len(jobs)} of {len(jobs)}")
+    assert f"ETA {total / 2 / 60:.1f} h" in lines[0]
