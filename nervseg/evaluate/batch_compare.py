@@ -1,30 +1,34 @@
 """Which model is better on the user's own batch: paired per-image Dice differences with a bootstrap CI.
 
 Each pair of models is compared on the same images (`nervseg.evaluate.stats.paired_comparison`),
-over the images whose mask holds the class. Resampling draws whole subjects when every image
-name carries one (Kaggle `SUBJ_IMG`), since frames of one subject are not independent; else images.
+over the images whose mask holds the class. Resampling draws whole groups (e.g. subjects) when
+every image name is one of a dataset's that groups images by a rule (the spec's `file_name` and
+`group`: Kaggle `SUBJ_IMG`), since frames of one subject are not independent; else images.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import PurePosixPath
 
-from nervseg.data.pairs import kaggle_subject
+from nervseg.data.datasets import TASKS
 from nervseg.evaluate import stats
 
-SUBJECT_NAME = re.compile(r"^\d+_\d+$")  # Kaggle frame names: <subject>_<image>
 MIN_GROUPS = 5  # fewer images (or subjects) than this: no verdict, the CI would mean little
 
 
 def batch_groups(image_names: list[str]) -> tuple[list[str], str]:
-    """(group of each image, what a group is): subjects when every name is `SUBJ_IMG`, else the images."""
-    stems = [PurePosixPath(n).stem for n in image_names]
-    if stems and all(SUBJECT_NAME.match(s) for s in stems):
-        return [kaggle_subject(s) for s in stems], "subjects"
-    return stems, "images"
+    """(group of each image, what a group is, plural): a dataset's groups (e.g. subjects) when every name is
+    one of that dataset's images (its `file_name` rule) and it groups by a rule; else each image its own."""
+    names = [PurePosixPath(n).name for n in image_names]
+    for spec in TASKS.values():
+        if spec.group == "image" or not names:
+            continue
+        stems = [spec.stem_of(n) for n in names]
+        if all(stems):
+            return [spec.group_of(st) for st in stems], f"{spec.folds.unit}s"
+    return [PurePosixPath(n).stem for n in names], "images"
 
 
 @dataclass(frozen=True)
