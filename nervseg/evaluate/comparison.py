@@ -49,7 +49,7 @@ class TaskComparison:
         for cls in dict.fromkeys(p["class"] for p in self.paired):
             rows = [p for p in self.paired if p["class"] == cls]
             clear = [p for p in rows if p["verdict"] != "no clear difference"]
-            names = list(dict.fromkeys(ARCH_NAMES.get(x, x) for p in rows for x in (p["a"], p["b"])))
+            names = list(dict.fromkeys(arch_name(x) for p in rows for x in (p["a"], p["b"])))
             archs = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
             if not clear:
                 out.append(f"{cls.capitalize()}s: no clear difference between {archs}.")
