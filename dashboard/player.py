@@ -31,8 +31,11 @@ export default function (component) {
     const report = () => {
       sessionStorage.setItem(storeKey, JSON.stringify({ t: video.currentTime, playing: !video.paused }));
       if (s.quiet) { s.quiet = false; return; }  // a seek the script asked for: nothing to report
-      const f = frameOf(video.currentTime);
-      if (f !== s.reported) { s.reported = f; setStateValue("frame", f); }
+      clearTimeout(s.timer);  // a pause then a seek: one report, of where the video came to rest
+      s.timer = setTimeout(() => {
+        const f = frameOf(video.currentTime);
+        if (f !== s.reported) { s.reported = f; setStateValue("frame", f); }
+      }, 200);
     };
     video.addEventListener("pause", report);
     video.addEventListener("seeked", report);
