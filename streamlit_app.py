@@ -43,6 +43,7 @@ def sidebar() -> None:
                 st.page_link("pages/lab.py", label="Change or reset in the lab", icon=":material/tune:")
         ac.show_card_errors()
         st.divider()
+        ac.presenter_toggle()
         st.caption(ac.DISCLAIMER)
 
 

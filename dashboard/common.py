@@ -1,7 +1,8 @@
 """Streamlit glue shared by every page: the models, caching around nervseg calls, errors and formatting.
 
 State lives in `st.session_state` under plain keys: "model_id", "preprocess" (dict or None
-= the card's own settings); the current scan is dashboard.scan's.
+= the card's own settings), "presenter" (bool: plain words, large images); the current scan is
+dashboard.scan's.
 """
 
 from __future__ import annotations
@@ -129,6 +130,26 @@ def same_task_cards(card: ModelCard | None) -> list[ModelCard]:
     return [c for c in cards() if c.task == card.task]
 
 
+# ---------------------------------------------------------------- presenter mode
+
+
+def presenting() -> bool:
+    """Presenter mode: plain-language captions and large images; statistics one click away."""
+    return bool(st.session_state.get("presenter", False))
+
+
+def _on_presenter() -> None:
+    st.session_state["presenter"] = st.session_state["_presenter_toggle"]
+
+
+def presenter_toggle() -> None:
+    """The sidebar switch; built from the plain key on every run (its own widget state is not kept)."""
+    st.session_state.pop("_presenter_toggle", None)
+    st.toggle("Presenter mode", value=presenting(), key="_presenter_toggle", on_change=_on_presenter,
+              help="For showing the tool to clinicians: large images and plain words; the statistics stay "
+                   "one click away (expanders) for engineers.")
+
+
 # ---------------------------------------------------------------- preprocessing
 
 
@@ -142,6 +163,27 @@ def current_preprocess() -> Preprocess | None:
     except PreprocessError as e:
         show_input_error(e)
         return None
+
+
+def reset_preprocess() -> None:
+    """Back to each model's own preprocessing (the Lab's sliders too)."""
+    from nervseg.preprocess import PARAMS
+
+    st.session_state["preprocess"] = None
+    for k in PARAMS:
+        st.session_state.pop(f"lab_{k}", None)
+
+
+def lab_notice(key: str) -> None:
+    """On a page whose results the Lab's what-if settings change: say so, with a reset right there."""
+    custom = current_preprocess()
+    if custom is None:
+        return
+    text, button = st.columns([5, 1], vertical_alignment="center")
+    text.warning(f"**Preprocessing lab setting active** ({custom.describe()}): the results on this page use it "
+                 "instead of the model's own preprocessing.", icon=":material/science:")
+    button.button("Reset", key=f"{key}_lab_reset", on_click=reset_preprocess, icon=":material/restart_alt:",
+                  help="Back to the model's own preprocessing, on every page.")
 
 
 def preprocess_summary(card: ModelCard | None) -> str:

@@ -15,7 +15,7 @@ from nervseg import metrics
 from nervseg.data import samples as nsamples
 from nervseg.data.datasets import TASKS
 from nervseg.display import viz
-from nervseg.evaluate import comparison
+from nervseg.evaluate import comparison, stats
 from nervseg.evaluate.presence import Presence, assess
 from nervseg.io.readers import load_image_data, load_mask
 from nervseg.models import provenance
@@ -72,40 +72,78 @@ def model_picker(all_cards: list[ModelCard]) -> None:
              help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its group.")
 
 
-def hero_sample(card: ModelCard) -> nsamples.BundledSample | None:
-    """The bundled sample Home opens with: the first showing every structure the card finds."""
-    shown = scan.bundled_samples()
+def sample_dice(card: ModelCard, s: nsamples.BundledSample) -> float | None:
+    """Mean Dice over the card's structures on one bundled sample, through the page's prediction cache."""
+    data = s.image.read_bytes()
+    image = load_image_data(data, s.image.name).image
+    truth = load_mask(s.mask.read_bytes(), s.mask.name)
+    if truth.shape != image.shape:
+        return None
+    pred = ac.cached_predict(card.id, ac.image_hash(data), image, ac.preprocess_dict())
+    scores = truth_scores(pred.mask, truth, pred.classes)
+    return float(np.mean([v["dice"] for v in scores.values()]))
+
+
+def hero_choice(card: ModelCard) -> tuple[nsamples.BundledSample | None, dict[str, float]]:
+    """The bundled sample Home opens with: a typical case, the one at the card's median Dice (mean over
+    its structures) on the bundled samples (`stats.lower_median_index`); and each sample's Dice."""
     wanted = set(card.classes[1:])
-    return next((s for s in shown if wanted <= set(s.structures)), shown[0] if shown else None)
+    shown = [s for s in scan.bundled_samples() if wanted <= set(s.structures)] or scan.bundled_samples()
+    dice = {}
+    for s in shown:
+        d = sample_dice(card, s)
+        if d is not None:
+            dice[s.stem] = d
+    if not dice:
+        return (shown[0] if shown else None), {}
+    stems = list(dice)
+    typical = stems[stats.lower_median_index([dice[k] for k in stems])]
+    return next(s for s in shown if s.stem == typical), dice
+
+
+def hero_sample(card: ModelCard) -> nsamples.BundledSample | None:
+    return hero_choice(card)[0]
 
 
 def hero(card: ModelCard) -> None:
-    """The opening model's result on a bundled sample, on Home before any click: what the tool does.
+    """The opening model's result on a typical bundled sample, on Home before any click: what the tool does.
 
-    The prediction goes through the same cache as Segment's, so opening the sample there is instant.
+    The predictions go through the same cache as Segment's, so opening the sample there is instant.
     """
-    s = hero_sample(card)
-    if s is None:
-        return
-    data = s.image.read_bytes()
     try:
+        s, dice = hero_choice(card)
+        if s is None:
+            return
+        data = s.image.read_bytes()
         image = load_image_data(data, s.image.name).image
         truth = load_mask(s.mask.read_bytes(), s.mask.name)
         pred = ac.cached_predict(card.id, ac.image_hash(data), image, ac.preprocess_dict())
     except ac.USER_ERRORS as e:
         ac.show_input_error(e)
         return
-    left, right = st.columns([3, 2])
+    left, right = st.columns([3, 2] if not ac.presenting() else [2, 1])
     outlined = truth.shape == image.shape
     view = viz.truth_outline(viz.overlay(image, pred.mask), truth) if outlined else viz.overlay(image, pred.mask)
-    left.image(viz.fit_width(view, 640), width="stretch", caption=f"{s.title}: the model's mask (filled)"
-               + (" and the expert's outline." if outlined else "."))
+    left.image(viz.fit_width(view, 640 if not ac.presenting() else 960), width="stretch",
+               caption=f"{s.title}: coloured = what the model marks"
+               + ("; outlines = the expert's drawing." if outlined else "."))
     with right:
-        st.markdown(f"**{card.name}** on **{ac.md_escape(s.stem)}** ({s.region or 'region not labelled'}), "
-                    f"{pred.seconds * 1000:.0f} ms on this machine.")
+        st.markdown(f"**{card.name}** on **{ac.md_escape(s.title)}**, {pred.seconds * 1000:.0f} ms on this machine.")
+        if dice:
+            median = float(np.median(list(dice.values())))
+            st.caption(f"A typical case, not a picked one: this scan's agreement with the expert "
+                       f"({dice[s.stem]:.2f}, Dice averaged over {' and '.join(card.classes[1:])}) is the middle of the "
+                       f"model's results on the {len(dice)} bundled scans (median {median:.2f}; of two middle "
+                       "results, the lower).")
         if outlined:
-            st.markdown(dice_caption(truth_scores(pred.mask, truth, pred.classes)) + " against the expert's outline "
-                        f"({ac.md_escape(s.mask.name)}; this image only, the models' measured quality is below).")
+            scores = truth_scores(pred.mask, truth, pred.classes)
+            if ac.presenting():
+                st.markdown(plain_scores(scores))
+                with st.expander("The figures"):
+                    st.markdown(dice_caption(scores) + f" against {ac.md_escape(s.mask.name)}.")
+            else:
+                st.markdown(dice_caption(scores) + " against the expert's outline "
+                            f"({ac.md_escape(s.mask.name)}; this image only, the models' measured quality is below).")
         st.markdown(legend_html(pred.classes, outlined), unsafe_allow_html=True)
         if st.button("Open it on Segment", key="home_hero_open", icon=":material/image_search:", type="primary",
                      help="Zoom, other views, presence, measurements and downloads."):
@@ -155,6 +193,12 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
         row.metric(p.name, verdict, delta, delta_color="off", help=hlp, width="content")
 
 
+def plain_scores(scores: dict[str, dict]) -> str:
+    """Dice in words for a clinician: how far the model's marking agrees with the expert's, per structure."""
+    return "Agreement with the expert's outline on this scan: " + " · ".join(
+        f"{name} **{s['dice']:.0%}**" for name, s in scores.items()) + " (100% = identical)."
+
+
 def dice_caption(scores: dict[str, dict], truth_name: str | None = None) -> str:
     """Dice per structure, and the mask file they were measured against."""
     line = " · ".join(f"{name} Dice **{ac.fmt(s['dice'])}**" for name, s in scores.items())
@@ -195,9 +239,12 @@ def architecture_verdict(task: str) -> None:
     if c is None:
         return
     label = TASKS[task].display if task in TASKS else task
-    st.info(f"**{label}: which architecture is better?** " + " ".join(c.verdicts()), icon=":material/balance:")
-    st.caption(f"Figures: {c.source}. Per-image Dice, paired on the same images; 95% CIs by bootstrap over "
-               "groups (kaggle-bp subjects, usgra images).")
+    st.info(f"**{label}: which architecture is better?** " + " ".join(c.plain_verdicts())
+            + f" ({c.plain_source}.)", icon=":material/balance:")
+    with st.expander(f"{label}: the statistics behind this"):
+        st.markdown(" ".join(c.verdicts()))
+        st.caption(f"Figures: {c.source}. Per-image Dice, paired on the same images; 95% CIs by bootstrap over "
+                   "groups (kaggle-bp subjects, usgra images).")
 
 
 def dice_with_ci(task: str, model_id: str, cls: str, fallback: float | None) -> str:

@@ -82,11 +82,16 @@ def panels(image, group, preds, truth, truth_name) -> None:
 
 def _answer(mid, name, pred, truth, truth_name, classes, parameters: int | None = None) -> None:
     """One model's line: its time (and size), and its Dice against the ground truth when there is one."""
-    line = (f"**{name}**: " if name else "") + f"{pred.seconds * 1000:.0f} ms"
-    if parameters is not None:
-        line += f" · {parameters / 1e6:.1f} M parameters"
-    if truth is not None:
-        line += " · " + demo.dice_caption(demo.truth_scores(pred.mask, truth, classes), truth_name)
+    line = f"**{name}**: " if name else ""
+    if ac.presenting():  # plain words; the figures are in the table below
+        line += (demo.plain_scores(demo.truth_scores(pred.mask, truth, classes)) if truth is not None
+                 else "coloured: what this model marks.")
+    else:
+        line += f"{pred.seconds * 1000:.0f} ms"
+        if parameters is not None:
+            line += f" · {parameters / 1e6:.1f} M parameters"
+        if truth is not None:
+            line += " · " + demo.dice_caption(demo.truth_scores(pred.mask, truth, classes), truth_name)
     with st.container(key=f"cmp_answer_{mid}"):
         st.caption(line)
 
@@ -108,6 +113,7 @@ card = ac.current_card()
 if card is None:
     ac.no_models_notice()
     st.stop()
+ac.lab_notice("compare")
 
 group = ac.same_task_cards(card)
 st.caption(f"Every **{provenance.group_label(card)}** model ({', '.join(c.arch_display for c in group)}), same image, "

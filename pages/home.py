@@ -20,6 +20,7 @@ samples = scan.bundled_samples()
 opening = ac.current_card()
 if samples and opening is not None:
     st.subheader("What it finds")
+    ac.lab_notice("home")
     with st.container(key="home_hero"):
         demo.hero(opening)
 if samples:
@@ -34,33 +35,48 @@ if samples:
         for col, s in zip(cols, samples[start:start + GALLERY_COLUMNS], strict=False):
             with col:
                 st.image(nsamples.thumbnail_png(s.stem), width="stretch")  # made once per process
-                if st.button(f"Open {s.stem}", key=f"home_open_{s.stem}", icon=":material/image_search:",
+                if st.button("Open", key=f"home_open_{s.stem}", icon=":material/image_search:",
                              width="stretch", help=f"{s.description}. Structures: {', '.join(s.structures)}."
                              + (f" Region: {s.region}." if s.region else "")):
                     scan.open_sample(s.stem)
                     st.switch_page("pages/segment.py")
-                st.caption(s.region or "region not labelled", help=s.description)
+                st.caption(s.title, help=s.description)
 
 st.subheader("Models")
 cards = ac.cards()
 if not cards:
     ac.no_models_notice()
 else:
+    ordered = sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))
     rows = [{  # the group and the architecture together are the model's full name, in narrow columns
         "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
         "nerve Dice": demo.dice_with_ci(c.task, c.id, "nerve", c.validation_dice("nerve")),
         "vessel Dice": (demo.dice_with_ci(c.task, c.id, "vessel", c.validation_dice("vessel"))
                                  if "vessel" in c.classes else "—"),
-    } for c in sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+    } for c in ordered]
+    table = pd.DataFrame(rows)
+    config = {
         "nerve Dice": st.column_config.TextColumn(
             help="Mean per-image Dice [95% confidence interval] on held-out images (1 = perfect overlap)."),
         "vessel Dice": st.column_config.TextColumn(help="— : the model does not mark vessels."),
-    })
-    st.caption("Dice: overlap with the expert's mask on the card's held-out validation images, each on its own "
-               "dataset: figures of different groups are not comparable. The usgra-seg figures are optimistic: 11 of "
-               "its 41 validation images have a near-duplicate among the training images (the other 30 score nerve "
-               "Dice 0.57-0.68); cross-validated figures are to come.")
+    }
+    if ac.presenting():  # plain words in front, the figures one click away
+        st.dataframe(pd.DataFrame([{
+            "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
+            "agreement with experts (nerve)": ac.fmt(c.validation_dice("nerve"), 2),
+            "(vessel)": ac.fmt(c.validation_dice("vessel"), 2) if "vessel" in c.classes else "—",
+        } for c in ordered]), hide_index=True, width="stretch")
+        st.caption("Agreement: overlap of the model's marking with an expert's on scans kept out of training "
+                   "(1 = identical).")
+        with st.expander("The figures with their 95% confidence intervals"):
+            st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    else:
+        st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    with st.expander("How these figures were measured") if ac.presenting() else st.container():
+        st.caption("Dice: overlap with the expert's mask on the card's held-out validation images, each on its own "
+                   "dataset: figures of different groups are not comparable. The usgra-seg figures are optimistic: 11 of "
+                   "its 41 validation images have a near-duplicate among the training images (the other 30 score nerve "
+                   "Dice 0.57-0.68); cross-validated figures are to come.")
     for task in dict.fromkeys(c.task for c in cards):
         demo.architecture_verdict(task)
 

@@ -25,12 +25,6 @@ def _store() -> None:
     st.session_state["preprocess"] = values
 
 
-def _reset() -> None:
-    st.session_state["preprocess"] = None
-    for k in PARAMS:
-        st.session_state.pop(f"lab_{k}", None)
-
-
 try:
     settings = ac.current_preprocess() or own
 except PreprocessError as e:
@@ -48,13 +42,15 @@ with controls, st.container(key="lab_controls"):
             st.session_state[f"lab_{k}"] = p.type(active[k])
         st.slider(p.label, p.type(p.min), p.type(p.max), step=p.type(p.step), key=f"lab_{k}", help=p.help,
                   on_change=_store)
-    st.button("Reset", key="lab_reset", on_click=_reset, width="stretch", icon=":material/restart_alt:",
+    st.button("Reset", key="lab_reset", on_click=ac.reset_preprocess, width="stretch", icon=":material/restart_alt:",
               help="Back to the model's own preprocessing.",
               disabled=st.session_state.get("preprocess") is None)
     st.caption(f"Active: {ac.preprocess_summary(card)}")
 if picked is None:
     st.stop()
 image = picked.image.image
+with st.expander("Ground-truth mask: Dice before and after", expanded=False):
+    truth = scan.mask_uploader("Ground-truth mask (optional: PNG/TIFF class ids or 0/255)", "lab_mask", picked)
 after = ac.cached_preprocess(picked.hash, image, settings)
 
 try:
@@ -78,10 +74,10 @@ def views(image, after, base, what_if) -> None:
                 caption=f"{card.arch_display} with these settings ({settings.describe()})", width="stretch")
         changed = float((base.mask != what_if.mask).mean())
         line = ac.legend_html(card.classes) + f" &nbsp;·&nbsp; {changed:.1%} of pixels change class under these settings."
-        if picked.mask is not None:  # the scan's own ground truth: Dice with the model's preprocessing and with these
-            own_scores = demo.truth_scores(base.mask, picked.mask, card.classes)
-            new_scores = demo.truth_scores(what_if.mask, picked.mask, card.classes)
-            line += "<br>Dice against " + ac.md_escape(picked.mask_name or "its mask") + ": " + " · ".join(
+        if truth is not None:  # the scan's ground truth: Dice with the model's preprocessing and with these
+            own_scores = demo.truth_scores(base.mask, truth.mask, card.classes)
+            new_scores = demo.truth_scores(what_if.mask, truth.mask, card.classes)
+            line += "<br>Dice against " + ac.md_escape(truth.name) + ": " + " · ".join(
                 f"{name} {ac.fmt(own_scores[name]['dice'])} → <b>{ac.fmt(new_scores[name]['dice'])}</b>"
                 for name in own_scores)
         st.markdown(line, unsafe_allow_html=True)

@@ -9,8 +9,7 @@ from dashboard import common as ac
 from dashboard import scan
 from nervseg import metrics
 from nervseg.display import viz
-from nervseg.evaluate import batch
-from nervseg.io.readers import InputError
+from nervseg.evaluate import batch, batch_compare
 from nervseg.models import provenance
 
 PUBLISHED_PROTOCOL = "Kaggle 2016 brachial-plexus data, held-out subjects"
@@ -28,14 +27,19 @@ card = ac.current_card()
 if card is None:
     ac.no_models_notice()
     st.stop()
+ac.lab_notice("metrics")
 
 with st.expander("How empty masks are scored", expanded=False):
     st.markdown(metrics.__doc__.split("Empty-mask rule", 1)[1].split("\n", 1)[1])
 
 labels = {c.id: c.name for c in all_cards}
 default = [c.id for c in ac.same_task_cards(card)]
-chosen = st.multiselect("Models", list(labels), default=default, format_func=labels.get, key="metrics_models",
-                        help="Default: every model of the sidebar model's task.")
+if st.session_state.get("metrics_models_group") != card.task:  # the sidebar's group changed: its models
+    st.session_state["metrics_models_group"] = card.task
+    st.session_state["metrics_models"] = default
+chosen = st.multiselect("Models", list(labels), format_func=labels.get, key="metrics_models",
+                        help="Every model of the sidebar's group; choosing another group in the sidebar "
+                             "starts again from that group's models.")
 mode = st.radio("Ground truth", ["One image + mask", "Batch: several files or a zip"], horizontal=True,
                 key="metrics_mode")
 pre = ac.preprocess_dict()
@@ -74,18 +78,25 @@ else:
     except ac.USER_ERRORS as e:
         ac.show_input_error(e)
         st.stop()
+    if pairing.errors:
+        st.error("Not scored, the rest of the batch is:  \n" + "  \n".join(
+            f"- {ac.md_escape(e)}" for e in pairing.errors[:20]) + ("  \n…" if len(pairing.errors) > 20 else ""),
+            icon=":material/error:")
     if pairing.unmatched:
         st.warning(f"Without a partner, not scored: {ac.md_escape(', '.join(pairing.unmatched[:10]))}"
                    + ("…" if len(pairing.unmatched) > 10 else ""))
     pairs = pairing.pairs
+    if not pairs:
+        st.stop()
     bar = st.progress(0.0, text=f"Scoring {len(pairs)} pairs with {len(chosen)} models…")
     with ac.user_errors():
         rows, skipped = batch.score_batch(predict, chosen, pairs, lambda m: ac.card_by_id(m).classes,
                                           progress=lambda d, t: bar.progress(d / t, text=f"Scored {d}/{t}"))
     bar.empty()
 
-for reason in skipped:
-    ac.show_input_error(InputError(reason))
+if skipped:
+    st.error("Skipped, the rest was scored:  \n" + "  \n".join(f"- {ac.md_escape(r)}" for r in skipped[:20])
+             + ("  \n…" if len(skipped) > 20 else ""), icon=":material/error:")
 if not chosen:
     st.info("Choose at least one model.")
     st.stop()
@@ -135,8 +146,10 @@ def published(summary, image_names: list[str]) -> None:
 df = pd.DataFrame(rows)
 names = {c.id: c.arch_display + (" (" + c.task + ")" if len({ac.card_by_id(m).task for m in chosen}) > 1 else "")
          for c in all_cards}
-summary = pd.DataFrame(batch.summarise(rows))
+summary = pd.DataFrame(batch.summarise(rows, skip_absent=True))
 n_images = df["image"].nunique()
+NA_NOTE = ("n/a: the structure is in neither the mask nor the prediction, so there is nothing to score "
+           "(the empty-mask rule would say 1.000); such images are left out of the means.")
 for mid in chosen:
     seen = provenance.training_overlap(ac.card_by_id(mid), sorted(df["image"].unique()))
     if seen:
@@ -147,14 +160,23 @@ st.subheader(f"Results: {n_images} image{'s' if n_images != 1 else ''}")
 for cname in df["class"].unique():
     st.markdown(f"**{cname}**")
     if n_images == 1:
-        table = df[df["class"] == cname][["model", *SUMMARY_KEYS]].copy()
-        table["model"] = table["model"].map(names)
-        table["hd95"] = table["hd95"].map(lambda v: ac.fmt(v, 1))
+        one = df[df["class"] == cname]
+        table = pd.DataFrame({"model": one["model"].map(names)})
+        for k in SUMMARY_KEYS:
+            table[k] = [("n/a" if absent else ac.fmt(v, 1 if k == "hd95" else 3))
+                        for v, absent in zip(one[k], one["absent"], strict=True)]
         st.dataframe(table, hide_index=True, width="stretch", column_config={
-            **{k: st.column_config.NumberColumn(format="%.3f") for k in SUMMARY_KEYS if k != "hd95"},
             "hd95": st.column_config.TextColumn("HD95", help=HD95_HELP)})
+        if one["absent"].any():
+            st.caption(NA_NOTE)
         continue
     s = summary[summary["class"] == cname]
+    if s.empty:
+        st.caption(f"n/a on every image: no {cname} in any mask nor any prediction. " + NA_NOTE)
+        continue
+    if s["n_absent"].any():
+        st.caption(NA_NOTE + " Left out: " + ", ".join(
+            f"{names[m]} {n} image{'s' if n != 1 else ''}" for m, n in zip(s["model"], s["n_absent"], strict=True) if n))
     shown = pd.DataFrame({"model": s["model"].map(names), "images": s["n_images"]})
     for k in SUMMARY_KEYS:
         digits = 1 if k == "hd95" else 3
@@ -173,11 +195,43 @@ if n_images > 1:
     c1, c2 = st.columns([1, 3])
     metric = c1.selectbox("Chart metric", metrics.METRIC_KEYS, key="metrics_chart")
     cls = c1.selectbox("Class", list(df["class"].unique()), key="metrics_chart_class")
-    chart = df[(df["class"] == cls) & df[metric].map(lambda v: v is not None and math.isfinite(v))].copy()
+    chart = df[(df["class"] == cls) & (df["absent"] == 0)
+               & df[metric].map(lambda v: v is not None and math.isfinite(v))].copy()
     chart["model"] = chart["model"].map(names)
     c2.plotly_chart(viz.metric_box_figure(chart.to_dict("records"), metric, "model"), width="stretch")
 
+def paired_verdicts(rows) -> None:
+    """Which model is better on these images: for each pair, the mean per-image Dice difference and its CI."""
+    if len(chosen) < 2:
+        return
+    st.subheader("Which model is better on these scans?")
+    for cname in df["class"].unique():
+        verdicts = batch_compare.paired_verdicts(rows, cname)
+        if not verdicts:
+            continue
+        st.markdown(f"**{cname}**: " + "; ".join(v.sentence(names) for v in verdicts) + ".")
+        table = [{
+            "A vs B": f"{names[v.a]} vs {names[v.b]}",
+            f"{v.unit}": v.n_groups, "images": v.n_images,
+            "mean Dice A": ac.fmt(v.paired.mean_a) if v.paired else "—",
+            "mean Dice B": ac.fmt(v.paired.mean_b) if v.paired else "—",
+            "A − B [95% CI]": (f"{v.paired.diff_mean:+.3f} [{v.paired.diff_ci95[0]:+.3f}, {v.paired.diff_ci95[1]:+.3f}]"
+                               if v.paired else "—"),
+            "verdict": v.sentence(names),
+        } for v in verdicts]
+        with st.expander(f"The figures behind the {cname} verdict", expanded=not ac.presenting()):
+            st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+            unit = verdicts[0].unit
+            st.caption(f"Per-image Dice of A minus B on the same images (those whose mask holds a {cname}); "
+                       f"95% CI by bootstrap over {unit}"
+                       + (" (the number before the underscore in Kaggle names: frames of one subject are not "
+                          "independent)" if unit == "subjects" else "")
+                       + f". 'No clear difference' when the CI includes 0; no verdict under "
+                       f"{batch_compare.MIN_GROUPS} {unit}.")
+
+
 if n_images > 1:
+    paired_verdicts(rows)
     worst_cases(df, pairs)
 st.download_button("Per-image results (CSV)", df.to_csv(index=False), "nervseg_metrics.csv", "text/csv")
 published(summary, df["image"].unique().tolist())

@@ -1,7 +1,5 @@
 """Models: one section per model card, everything read from the card."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
@@ -47,12 +45,15 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                   + demo.dice_with_ci(c.task, c.id, "nerve", dice) + " (Home says which split).")
         st.markdown(
             f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
-            f"**Build:** {spec.description if spec else c.architecture} · smp `{c.smp_class}` · encoder `{c.encoder}` · "
-            f"{json.dumps(c.smp_kwargs)}  \n"
-            f"**Input:** {c.input_size[0]}×{c.input_size[1]} (H×W) grey · normalisation {json.dumps(c.normalisation)} · "
+            f"**Build:** {spec.description if spec else c.architecture}  \n"
+            f"**Input:** {c.input_size[0]}×{c.input_size[1]} (H×W) grey · "
             f"preprocessing: {Preprocess.from_dict(c.preprocess).describe()}  \n"
             f"**Classes:** {', '.join(c.classes)}"
         )
+        with st.popover("Technical details (for engineers)"):
+            st.markdown(f"smp `{c.smp_class}` · encoder `{c.encoder}`")
+            st.json({"smp_kwargs": c.smp_kwargs, "normalisation": c.normalisation, "preprocess": c.preprocess,
+                     "postprocess": c.postprocess}, expanded=True)
         left, right = st.columns(2)
         with left:
             st.markdown("**Training data**")
@@ -60,8 +61,8 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             st.markdown(f"{data.pop('name', '–')}  \n*Licence:* {data.pop('licence', '–')}")
             split = data.pop("split", {})
             if split:
-                st.caption("Validation split:")
-                st.json({k: v for k, v in split.items() if k != "val_stems"}, expanded=False)
+                with st.popover("Validation split (JSON)"):
+                    st.json({k: v for k, v in split.items() if k != "val_stems"}, expanded=True)
             st.markdown("**Training recipe**")
             recipe = {k: v for k, v in c.training.items() if k != "earlier_stages"}
             st.markdown("  \n".join(f"**{k.replace('_', ' ')}:** {v}" for k, v in recipe.items()))

@@ -13,6 +13,7 @@ from nervseg.models import provenance
 VIEWS = ["Overlay", "Contours", "Uncertainty", "Probability", "Original"]
 FIGURE_WIDTH = 440  # about the image column's width at 1280 px: the figure's height follows the scan's aspect
 FIGURE_MAX_HEIGHT = 440  # at most: the image stays in the first screen at 1280x800 (its top is at ~240 px)
+PRESENTER_WIDTH, PRESENTER_MAX_HEIGHT = 700, 620  # presenter mode: a larger image
 
 
 def shown_view(view: str, image, pred, mask, alpha: float, truth, outline: bool):
@@ -81,12 +82,18 @@ def results(picked, card, pred, truth, spacing) -> None:
     mask = pred.mask if threshold == 0.5 else pred.mask_at(threshold)  # default: the model's decision
     with left:
         rgb, scale = shown_view(view, image, pred, mask, alpha, truth, outline)
-        height = min(FIGURE_MAX_HEIGHT, int(FIGURE_WIDTH * image.shape[0] / image.shape[1]))
+        width, cap = (PRESENTER_WIDTH, PRESENTER_MAX_HEIGHT) if ac.presenting() else (FIGURE_WIDTH, FIGURE_MAX_HEIGHT)
+        height = min(cap, int(width * image.shape[0] / image.shape[1]))
         st.plotly_chart(viz.image_figure(rgb, colour_scale=scale, height=height), width="stretch", key="seg_figure",
                         config={"scrollZoom": True, "displaylogo": False})
         st.markdown(demo.legend_html(classes, truth is not None and outline), unsafe_allow_html=True)
-        st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
-                   f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
+        if ac.presenting():
+            st.caption(f"{ac.md_escape(picked.name)} · {card.name}: coloured = what the model marks"
+                       + ("; outlines = the expert's drawing" if truth is not None and outline else "")
+                       + ". Scroll to zoom, double-click to reset.")
+        else:
+            st.caption(f"{ac.md_escape(picked.name)} · {card.name} · {image.shape[1]}×{image.shape[0]} px · preprocessing: "
+                       f"{ac.preprocess_summary(card)} · scroll or drag to zoom and pan, double-click to reset.")
     with answer:
         scores, found = details(card, pred, mask, truth, image.shape)
     st.subheader("Measurements")
@@ -103,7 +110,11 @@ def details(card, pred, mask, truth, shape):
     scores = demo.truth_scores(mask, truth.mask, classes) if truth is not None else None
     found = demo.presence(card, pred.probs, mask)
     demo.show_presence(card, found, scores)
-    if scores:
+    if scores and ac.presenting():
+        st.markdown(demo.plain_scores(scores))
+        with st.expander("The figures"):
+            st.markdown(demo.dice_caption(scores, truth.name))
+    elif scores:
         st.markdown(demo.dice_caption(scores, truth.name),
                     help="Dice: overlap of the model's mask with the expert's (1 = identical, 0 = none).")
     note = demo.training_note(card, shape, mask)
@@ -148,6 +159,7 @@ card = ac.current_card()
 if card is None:
     ac.no_models_notice()
     st.stop()
+ac.lab_notice("segment")
 
 picked, beside = scan.scan_bar("segment")
 if picked is None:

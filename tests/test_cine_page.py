@@ -29,6 +29,14 @@ def clip_bytes(tmp_path_factory) -> bytes:
     return make_clip(tmp_path_factory.mktemp("cine") / "drift.mp4", n=12, size_wh=(128, 96)).read_bytes()
 
 
+def player(at) -> dict:
+    """The data the page gave its video player (dashboard.player): video, frame rate, the frame to show."""
+    import json
+
+    (element,) = at.get("bidi_component")
+    return json.loads(element.proto.json)
+
+
 def new_app():
     from streamlit.testing.v1 import AppTest
 
@@ -52,7 +60,7 @@ def test_upload_process_scrub_download(shipped_bp_model, clip_bytes):
     assert result.n_frames == 12 and result.model_id == MODEL_ID and result.video_mp4
     labels = {m.label: m.value for m in at.metric}
     assert labels["Frames"] == "12" and float(labels["Achieved frames/s"]) > 0
-    assert at.get("video"), "the overlay video is not shown"
+    assert player(at)["mp4"], "the overlay video is not shown"
     downloads = at.get("download_button")
     assert len(downloads) == 2
     # scrubbing shows the chosen frame and reuses the stored result (no recomputation)
@@ -101,3 +109,57 @@ def test_pick_sample_clip(shipped_bp_model):
     n = len(video.load_clip(clips[0]))
     assert any(f"{n} frames" in m.value and clips[0].name in m.value for m in at.markdown)
     assert at.button[0].label == "Process clip" and not at.button[0].disabled
+
+
+def test_the_player_follows_the_slider_and_the_slider_follows_the_player(shipped_bp_model, clip_bytes):
+    """One player for the clip (its id changes with the smoothing, so it swaps the video in place at the same
+    time); the slider's frame is sent to it as a seek, and the frame it is paused on moves the slider."""
+    at = new_app().run()
+    at.file_uploader(key="cine_upload").set_value(("drift.mp4", clip_bytes, "video/mp4")).run()
+    at.button[0].click().run()
+    first = player(at)
+    assert first["n"] == 12 and first["fps"] > 0 and first["seek"] == 0
+    at.slider(key="cine_frame").set_value(7).run()
+    assert player(at)["seek"] == 7 and player(at)["id"] == first["id"]
+    at.session_state["cine_player"] = {"frame": 9}  # the viewer paused the video on frame 9
+    at.run()
+    assert not at.exception
+    assert at.slider(key="cine_frame").value == 9
+    assert [c for img in at.get("image") for c in img.captions][0].startswith("Frame 9 ·")
+    at.slider(key="cine_smoothing").set_value(0.0).run()
+    after = player(at)
+    assert after["clip"] == first["clip"] and after["id"] != first["id"]
+    assert after["seek"] == 9 and at.slider(key="cine_frame").value == 9  # a new smoothing keeps the frame
+
+
+def test_a_sample_clips_boxes_are_drawn(shipped_bp_model, clip_bytes, tmp_path, monkeypatch):
+    import json
+
+    folder = tmp_path / "bp-videos"
+    folder.mkdir()
+    (folder / "drift.mp4").write_bytes(clip_bytes)
+    box = [30, 20, 40, 30]
+    (folder / "drift.txt").write_text("\n".join(json.dumps({str(i): {"bounding_boxes": json.dumps([box])}})
+                                                for i in (0, 1, 2)))
+    monkeypatch.setenv("NERVSEG_DATA", str(tmp_path))
+    at = new_app().run()
+    at.selectbox(key="cine_sample").set_value("drift.mp4").run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    image = at.get("image")[0]
+    assert image.captions[0].endswith("with its annotated box")
+    assert any("Annotated boxes (green) on 3 frames" in c.value for c in at.caption)
+    result = next(iter(at.session_state["cine_results"].values()))
+    assert result.extras["boxes"] == {i: [tuple(box)] for i in (0, 1, 2)}  # burned into the video too
+    at.slider(key="cine_frame").set_value(5).run()  # no box on frame 5
+    assert not at.get("image")[0].captions[0].endswith("with its annotated box")
+
+
+def test_the_frames_figures_are_one_wrapping_line(shipped_bp_model, clip_bytes):
+    at = new_app().run()
+    at.file_uploader(key="cine_upload").set_value(("drift.mp4", clip_bytes, "video/mp4")).run()
+    at.button[0].click().run()
+    at.slider(key="cine_frame").set_value(4).run()
+    row = next(iter(at.session_state["cine_results"].values())).stats[4]
+    line = next(m.value for m in at.markdown if "mean probability" in m.value)
+    assert f"area **{row['nerve_area_px']:,} px**" in line and f"**{row['nerve_components']}** part" in line

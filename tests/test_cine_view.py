@@ -46,6 +46,7 @@ def test_render_at_another_smoothing_does_not_call_the_model(segmenter, frames, 
         raise AssertionError("the model ran again")
 
     monkeypatch.setattr(Segmenter, "predict_many", boom)
+    monkeypatch.setattr(Segmenter, "probs_small_many", boom)
     steady = cine_view.render(raw, smoothing=0.9)
     assert steady.smoothing == 0.9 and steady.video_mp4 and steady.n_frames == 6
     plain = cine_view.render(raw, smoothing=0.0, write_video=False)
@@ -73,3 +74,28 @@ def test_empty_clip_is_an_input_error(segmenter):
     empty = nio.Frames(np.zeros((0, 8, 8), np.uint8), 10.0, "none.mp4", "mp4")
     with pytest.raises(nio.InputError, match="no frames"):
         cine_view.segment_clip(segmenter, empty)
+
+
+def test_segment_clip_keeps_the_networks_own_output(segmenter, frames):
+    """Cine keeps probs_small only; probs_small_many gives exactly predict_many's, without the per-frame masks."""
+    raw = cine_view.segment_clip(segmenter, frames, batch_size=4)
+    expected = [p.probs_small for p in segmenter.predict_many(list(frames.frames), batch_size=4)]
+    np.testing.assert_array_equal(raw.probs, np.stack(expected).astype(np.float16))
+
+
+def test_box_annotations_are_drawn_into_the_video(segmenter, frames):
+    import cv2
+
+    raw = cine_view.segment_clip(segmenter, frames)
+    box = (20, 16, 40, 30)
+    result = cine_view.render(raw, boxes={0: [box]}, legend=False)
+    assert result.extras["boxes"] == {0: [box]}
+    tmp = Path(tempfile.mkdtemp()) / "v.mp4"
+    tmp.write_bytes(result.video_mp4)
+    cap = cv2.VideoCapture(str(tmp))
+    decoded = [cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB).astype(int) for _ in range(2)]
+    cap.release()
+    x, y, w, h = box
+    edge = (slice(y + 5, y + h - 5), x)  # the box's left side
+    greenness = [(f[edge][:, 1] - f[edge][:, 0]).mean() for f in decoded]
+    assert greenness[0] > 100 and greenness[1] < 40, greenness  # boxed frame 0 only

@@ -46,3 +46,19 @@ def test_shipped_tasks_have_a_stated_comparison():
     for task in ("usgra", "kaggle-bp"):
         c = comparison.load(task)
         assert c is not None and c.source and c.verdicts(), task
+
+
+def test_plain_verdicts_and_source_carry_no_statistics_words(tmp_path):
+    pairs = [_pair("unet", "densenet", 0.03, -0.01, 0.07, "no clear difference"),
+             _pair("unet", "sk-unet", -0.06, -0.09, -0.02, "sk-unet better")]
+    _write(tmp_path / "heldout", "t", pairs, "DEMONSTRATION: one held-out split that also chose the epoch, not CV")
+    c = comparison.load("t", tmp_path)
+    (line,) = c.plain_verdicts()
+    assert line == "Nerves: SK-U-Net finds them better than U-Net."
+    assert "kept out of training" in c.plain_source and "DEMONSTRATION" not in c.plain_source
+    _write(tmp_path / "heldout", "t", pairs[:1], "5-fold CV")
+    c = comparison.load("t", tmp_path)
+    assert c.plain_verdicts() == ["Nerves: no clear difference between U-Net and DenseNet."]
+    assert c.plain_source == "measured by 5-fold CV"
+    for text in c.plain_verdicts() + [c.plain_source]:
+        assert "CI" not in text and "pairwise" not in text

@@ -62,3 +62,13 @@ def test_paired_comparison_on_the_same_images(rng):
     assert same.to_dict()["n_groups"] == 40
     with pytest.raises(ValueError, match="length"):
         stats.paired_comparison("a", "b", b, b[:-1], g)
+
+
+def test_lower_median_index_is_a_typical_case():
+    from nervseg.evaluate.stats import lower_median_index
+
+    assert lower_median_index([0.9, 0.1, 0.52, 0.7, 0.3]) == 2  # the middle of five
+    assert lower_median_index([0.8, 0.564, 0.670, 0.2]) == 1  # even: the lower middle, never the flattering one
+    assert lower_median_index([0.5, 0.5, 0.5]) == 1  # equal values keep their order
+    with pytest.raises(ValueError):
+        lower_median_index([])

@@ -225,3 +225,20 @@ def test_colour_ramp_runs_from_one_at_the_top_to_zero():
 def test_swatches_have_a_rim_on_any_background():
     assert "#8a8a8a" in viz.swatch_html("#ffffff") and "#8a8a8a" in viz.swatch_html("#ffffff", outline=True)
     assert "#2b2b2b" in viz.swatch_html("#ffffff", outline=True)  # a white ring on a dark chip
+
+
+def test_timeline_ticks_are_round_numbers():
+    from nervseg.display.viz import timeline_figure
+
+    stats = [{"time_s": i / 20, "nerve_area_px": 18450 * (i % 3), "nerve_confidence": 0.6} for i in range(166)]
+    fig = timeline_figure(stats, "nerve")
+    assert list(fig.layout.yaxis2.tickvals) == [0, 0.25, 0.5, 0.75, 1]  # not the area grid's 0.271, 0.542...
+    assert fig.layout.xaxis.tickformat == ".1f"
+
+
+def test_draw_boxes_outlines_each_box_and_leaves_the_rest():
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    out = viz.draw_boxes(rgb, [(5, 6, 20, 10)], thickness=1)
+    assert (out[6, 5:25] == viz.BOX_COLOUR).all() and (out[15, 5:25] == viz.BOX_COLOUR).all()
+    assert (out[6:16, 5] == viz.BOX_COLOUR).all() and (out[6:16, 24] == viz.BOX_COLOUR).all()
+    assert not out[7:15, 6:24].any() and not out[20:].any() and not rgb.any()  # inside and outside untouched

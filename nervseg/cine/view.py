@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nervseg.cine.clip import ClipResult, Mp4Writer, ProbabilitySmoother, ProgressFn, frame_stats
-from nervseg.display.viz import burn_legend, overlay
+from nervseg.display.viz import burn_legend, draw_boxes, overlay
 from nervseg.inference.segmenter import Segmenter, first_max, upsample
 from nervseg.io import readers as nio
 from nervseg.models.card_ops import Postprocess
@@ -54,9 +54,9 @@ def segment_clip(segmenter: Segmenter, frames: nio.Frames, preprocess=None, batc
     probs = np.zeros((n, len(segmenter.classes), ih, iw), np.float16)
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
-        batch = [imgs[i] for i in range(start, min(n, start + batch_size))]
-        for k, pred in enumerate(segmenter.predict_many(batch, preprocess=preprocess, batch_size=batch_size)):
-            probs[start + k] = pred.probs_small  # the network's own output: no full-resolution round trip
+        stop = min(n, start + batch_size)
+        # the network's own output: no full-resolution mask per frame here (render makes those once)
+        probs[start:stop] = segmenter.probs_small_many(imgs[start:stop], preprocess=preprocess, batch_size=batch_size)
         if progress:
             progress(min(n, start + batch_size), n)
     return RawClip(frames.name, segmenter.card.id, list(segmenter.classes), frames.fps, imgs, probs,
@@ -72,8 +72,11 @@ def smoothed_frame(smoother: ProbabilitySmoother, probs_small: np.ndarray, shape
 
 
 def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_video: bool = True,
-           legend: bool = True) -> ClipResult:
-    """Masks, per-frame figures and the overlay mp4 of `raw` at this smoothing (no model call)."""
+           legend: bool = True, boxes: dict[int, list] | None = None) -> ClipResult:
+    """Masks, per-frame figures and the overlay mp4 of `raw` at this smoothing (no model call).
+
+    `boxes` ({frame: [(x, y, w, h), ...]}, e.g. `nervseg.cine.boxes.read_boxes`) are drawn into the video.
+    """
     smoother = ProbabilitySmoother(smoothing)
     post = Postprocess.from_card(raw.postprocess)
     n, h, w = raw.frames.shape
@@ -92,6 +95,8 @@ def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_vide
             seconds["post"] += t1 - t0
             if writer:
                 rgb = overlay(raw.frames[i], masks[i], alpha)
+                if boxes and boxes.get(i):
+                    rgb = draw_boxes(rgb, boxes[i])
                 writer.write(burn_legend(rgb, raw.classes) if legend else rgb)
                 seconds["overlay"] += time.perf_counter() - t1
         if writer:
@@ -107,4 +112,5 @@ def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_vide
             tmp.cleanup()
     return ClipResult(name=raw.name, model_id=raw.model_id, classes=raw.classes, fps=raw.fps,
                       smoothing=smoother.strength, frames=raw.frames, masks=masks, stats=stats, seconds=seconds,
-                      video_mp4=video, pixel_spacing_mm=raw.pixel_spacing_mm, alpha=alpha)
+                      video_mp4=video, pixel_spacing_mm=raw.pixel_spacing_mm, alpha=alpha,
+                      extras={"boxes": boxes} if boxes else {})

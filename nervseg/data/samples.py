@@ -67,7 +67,7 @@ class BundledSample:
     """One demo image/mask pair shipped in sample_images/ (listed in samples.json)."""
 
     stem: str
-    title: str
+    title: str  # plain words (samples.json `title`), the stem and the region when known
     image: Path
     mask: Path
     image_sha256: str
@@ -99,7 +99,8 @@ def bundled(path: Path | None = None) -> list[BundledSample]:
         if not (image.is_file() and mask.is_file()):
             continue
         region = s.get("region")
-        title = f"{d.get('dataset', 'sample')} {s['stem']}" + (f" · {region}" if region else "")
+        title = (f"{s['title']} ({s['stem']})" if s.get("title") else f"{d.get('dataset', 'sample')} {s['stem']}") \
+            + (f" · {region}" if region else "")
         out.append(BundledSample(
             s["stem"], title, image, mask, s.get("image_sha256", ""), tuple(s.get("size_px", (0, 0))),
             tuple(s.get("structures", ())), s.get("description", ""), region, d.get("dataset", ""),

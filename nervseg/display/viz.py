@@ -153,6 +153,17 @@ def swatch_html(colour: str, outline: bool = False) -> str:
     return f"<span style='{box}background:{colour};border-radius:2px;box-shadow:0 0 0 1px #8a8a8a'></span>"
 
 
+BOX_COLOUR = (0, 255, 0)  # annotation boxes: green, apart from the class and error colours
+
+
+def draw_boxes(rgb: np.ndarray, boxes, colour: tuple[int, int, int] = BOX_COLOUR, thickness: int = 2) -> np.ndarray:
+    """A copy of `rgb` with (x, y, width, height) annotation boxes drawn as rectangles."""
+    out = np.ascontiguousarray(rgb.copy())
+    for x, y, w, h in boxes:
+        cv2.rectangle(out, (int(x), int(y)), (int(x + w - 1), int(y + h - 1)), colour, thickness)
+    return out
+
+
 def error_legend_html() -> str:
     """HTML key to error_map's colours (for st.markdown with unsafe_allow_html)."""
     words = {"TP": "true positive", "FP": "false positive", "FN": "false negative"}
@@ -329,8 +340,11 @@ def timeline_figure(stats: list[dict], class_name: str = "nerve", current: int |
     )
     if current is not None and 0 <= current < len(stats):
         fig.add_vline(x=stats[current]["time_s"], line_color="grey", line_dash="dash")
-    fig.update_xaxes(title_text="time (s)")
-    fig.update_yaxes(title_text="area (pixels)", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="mean probability", range=[0, 1], secondary_y=True)
+    fig.update_xaxes(title_text="time (s)", tickformat=".1f")
+    fig.update_yaxes(title_text="area (pixels)", rangemode="tozero", tickformat="~s", secondary_y=False)
+    # fixed, readable ticks on the right: left alone they align to the area axis's grid (0.271, 0.542...)
+    fig.update_yaxes(title_text="mean probability", range=[0, 1], tickmode="array",
+                     tickvals=[0, 0.25, 0.5, 0.75, 1], ticktext=["0", "0.25", "0.5", "0.75", "1"], showgrid=False,
+                     secondary_y=True)
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.1))
     return fig

@@ -1,8 +1,11 @@
 """Pair uploaded images with their masks (several files, or one zip) and score them.
 
-Naming follows `nervseg.data`: a mask is `<stem>_mask.<ext>` anywhere, or
-`<stem>.<ext>` inside a `masks/` folder (its image then lives in `images/`).
-Works on bytes, so uploads never touch the disk.
+Naming follows `nervseg.data` (`mask_names_image`, the one pairing rule): a mask is
+`<stem>_mask.<ext>` anywhere, or `<stem>.<ext>` inside a `masks/` folder (its image then
+lives in `images/`). Loose uploads lose their folders (a browser sends `images/x.png` and
+`masks/x.png` both as `x.png`): of two files with one name, the one that reads as a label
+mask is the mask. Works on bytes, so uploads never touch the disk. A bad or empty file is
+reported on its own (`Pairing.errors`) and the rest of the batch is scored.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import numpy as np
 
 from nervseg import metrics
-from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_SUFFIXES
+from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_MARK, MASK_SUFFIXES, mask_names_image
 from nervseg.io.limits import safe_name
 from nervseg.io.readers import InputError, check_pair, image_size, load_image_data, load_mask
 
@@ -49,6 +52,7 @@ class BatchPair:
 class Pairing:
     pairs: list[BatchPair]
     unmatched: list[str]  # images without a mask, or masks without an image
+    errors: list[str] = field(default_factory=list)  # files that could not be used, one message each
 
 
 def _role(path: str) -> tuple[str, str] | None:
@@ -58,8 +62,8 @@ def _role(path: str) -> tuple[str, str] | None:
         return None
     suffix = p.suffix.lower()
     parents = {part.lower() for part in p.parts[:-1]}
-    if p.stem.endswith("_mask") and suffix in MASK_SUFFIXES:
-        return "mask", p.stem[: -len("_mask")]
+    if p.stem.lower().endswith(MASK_MARK) and suffix in MASK_SUFFIXES:
+        return "mask", p.stem[: -len(MASK_MARK)]
     if "masks" in parents and suffix in MASK_SUFFIXES:
         return "mask", p.stem
     if suffix in IMAGE_SUFFIXES:
@@ -67,24 +71,63 @@ def _role(path: str) -> tuple[str, str] | None:
     return None
 
 
+def _reads_as_mask(data: bytes, name: str) -> bool:
+    """Whether a file decodes as a label mask (class ids or 0/255); an ultrasound image does not."""
+    try:
+        load_mask(data, name)
+    except InputError:
+        return False
+    return True
+
+
+def empty_file_message(name: str) -> str:
+    return f"{safe_name(name)}: the file is empty (0 bytes)."
+
+
 def pair_files(files: list[tuple[str, bytes]], limits: ZipLimits | None = None) -> Pairing:
-    """Match (name, bytes) files into image/mask pairs by stem; the batch's pixels are budgeted."""
+    """Match (name, bytes) files into image/mask pairs (`mask_names_image`); the batch's pixels are budgeted.
+
+    Two files of one name and no folder to tell them apart (loose `images/x.png` + `masks/x.png`)
+    pair when exactly one of them reads as a label mask. Empty files are listed in `errors`.
+    """
     limits = limits or DEFAULT_ZIP_LIMITS
-    images, masks = {}, {}
+    images: dict[str, tuple[str, bytes]] = {}
+    masks: dict[str, tuple[str, bytes]] = {}
+    errors: list[str] = []
+    same_name: dict[str, list[tuple[str, bytes]]] = {}  # image-like files by stem, to spot name twins
     for name, data in files:
         role = _role(name)
         if role is None:
             continue
+        if not data:
+            errors.append(empty_file_message(name))
+            continue
         kind, stem = role
-        (images if kind == "image" else masks)[stem] = (safe_name(name), data)
+        if kind == "mask":
+            masks[stem] = (safe_name(name), data)
+        else:
+            same_name.setdefault(stem, []).append((name, data))
+    for stem, entries in same_name.items():
+        if len(entries) == 2 and stem not in masks:
+            as_mask = [_reads_as_mask(d, n) for n, d in entries]
+            if sum(as_mask) == 1:
+                (mname, mdata), (iname, idata) = entries if as_mask[0] else entries[::-1]
+                masks[stem] = (safe_name(mname), mdata)
+                images[stem] = (safe_name(iname), idata)
+                continue
+        images[stem] = (safe_name(entries[0][0]), entries[0][1])
+        if len(entries) > 1:
+            errors.append(f"{safe_name(entries[0][0])}: {len(entries)} files of this name and none or several of "
+                          "them read as a mask; name the mask <image name>_mask.png.")
     pairs = [
         BatchPair(stem, images[stem][0], images[stem][1], masks[stem][0], masks[stem][1])
         for stem in sorted(images)
-        if stem in masks
+        if stem in masks and mask_names_image(masks[stem][0], images[stem][0])
     ]
-    unmatched = sorted({images[s][0] for s in images if s not in masks} | {masks[s][0] for s in masks if s not in images})
+    paired = {p.stem for p in pairs}
+    unmatched = sorted({images[s][0] for s in images if s not in paired} | {masks[s][0] for s in masks if s not in paired})
     check_batch_pixels(pairs, limits)
-    return Pairing(pairs, unmatched)
+    return Pairing(pairs, unmatched, errors)
 
 
 def check_batch_pixels(pairs: list[BatchPair], limits: ZipLimits | None = None) -> int:
@@ -189,14 +232,26 @@ def pair_zip(data: bytes, name: str = "archive.zip", limits: ZipLimits | None = 
 
 def pair_uploads(files: list[tuple[str, bytes]]) -> Pairing:
     """Pairs from uploaded files: each zip paired on its own (pair_zip), the loose files together
-    (pair_files); InputError when no image has a mask."""
+    (pair_files). A bad zip or an empty file goes to `errors` and the rest is still paired;
+    InputError only when nothing pairs and nothing was wrong with a file (the naming is at fault)."""
     pairing = Pairing([], [])
     loose = [(name, data) for name, data in files if not name.lower().endswith(".zip")]
-    parts = [pair_zip(data, name) for name, data in files if name.lower().endswith(".zip")]
+    parts = []
+    for name, data in files:
+        if not name.lower().endswith(".zip"):
+            continue
+        if not data:
+            pairing.errors.append(empty_file_message(name))
+            continue
+        try:
+            parts.append(pair_zip(data, name))
+        except InputError as e:
+            pairing.errors.append(str(e))
     for part in parts + ([pair_files(loose)] if loose else []):
         pairing.pairs += part.pairs
         pairing.unmatched += part.unmatched
-    if not pairing.pairs:
+        pairing.errors += part.errors
+    if not pairing.pairs and not pairing.errors:
         raise InputError("No image has a matching mask: name masks <image name>_mask.png (or .tif), "
                          "or put them in a zip with images/ and masks/.")
     return pairing
@@ -221,15 +276,19 @@ def load_pair(pair: BatchPair) -> Loaded:
 
 def score_rows(model_id: str, image_name: str, pred_mask: np.ndarray, true_mask: np.ndarray,
                classes: list[str], spacing=None, seconds: float = 0.0) -> list[dict]:
-    """One row per foreground class: the `nervseg.metrics.score` of a prediction."""
+    """One row per foreground class: the `nervseg.metrics.score` of a prediction.
+
+    `absent` marks a class in neither the mask nor the prediction: its Dice of 1 (the empty-mask
+    rule) says nothing about the model, so `summarise(..., skip_absent=True)` leaves such rows out.
+    """
     rows = []
     for cid, cname in enumerate(classes):
         if cid == 0:
             continue
         s = metrics.score(pred_mask, true_mask, cid, spacing)
         rows.append({"model": model_id, "image": image_name, "class": cname,
-                     "truth_empty": int(not (true_mask == cid).any()), "seconds": round(seconds, 4),
-                     **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
+                     "truth_empty": int(not (true_mask == cid).any()), "absent": int(s["tp"] + s["fp"] + s["fn"] == 0),
+                     "seconds": round(seconds, 4), **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
     return rows
 
 
@@ -247,15 +306,24 @@ def class_figures(rows: list[dict]) -> dict:
     return entry
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per (model, class): mean ± sd and pooled of every metric (class_figures, flattened for a table)."""
+def summarise(rows: list[dict], skip_absent: bool = False) -> list[dict]:
+    """Per (model, class): mean ± sd and pooled of every metric (class_figures, flattened for a table).
+
+    With `skip_absent`, rows whose class is in neither mask nor prediction are left out of the
+    figures and counted in `n_absent`; a (model, class) with only such rows is not listed.
+    """
     groups: dict[tuple[str, str], list[dict]] = {}
+    absent: dict[tuple[str, str], int] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["class"]), []).append(r)
+        k = (r["model"], r["class"])
+        if skip_absent and r.get("absent"):
+            absent[k] = absent.get(k, 0) + 1
+            continue
+        groups.setdefault(k, []).append(r)
     out = []
     for (model, cname), rs in groups.items():
         f = class_figures(rs)
-        entry = {"model": model, "class": cname, "n_images": len(rs)}
+        entry = {"model": model, "class": cname, "n_images": len(rs), "n_absent": absent.get((model, cname), 0)}
         for k in metrics.METRIC_KEYS:
             entry[f"{k}_mean"] = f[f"{k}_mean"]
             entry[f"{k}_sd"] = f[f"{k}_sd"]
@@ -271,7 +339,8 @@ def score_batch(predict: Callable, model_ids: list[str], pairs: list[BatchPair],
     """Score every model on every pair; returns (rows, skipped pair reasons).
 
     `predict(model_id, pair, image)` returns a Prediction; `classes_of(model_id)`
-    the model's class names. A pair that cannot be read is skipped with its reason.
+    the model's class names. A pair that cannot be read, or that a model refuses (InputError),
+    is skipped with its reason; the rest of the batch is scored.
     """
     rows, skipped = [], []
     total, done = len(pairs) * len(model_ids), 0
@@ -285,7 +354,12 @@ def score_batch(predict: Callable, model_ids: list[str], pairs: list[BatchPair],
                 progress(done, total)
             continue
         for mid in model_ids:
-            pred = predict(mid, pair, item.image)
+            try:
+                pred = predict(mid, pair, item.image)
+            except InputError as e:
+                skipped.append(f"{pair.image_name}: {e}")
+                done += 1
+                continue
             rows += score_rows(mid, item.image_name, pred.mask, item.mask, classes_of(mid), item.spacing, pred.seconds)
             done += 1
             if progress:

@@ -36,6 +36,28 @@ class TaskComparison:
         lo, hi = pc["dice_ci95"]
         return float(pc["dice_mean"]), float(lo), float(hi)
 
+    @property
+    def plain_source(self) -> str:
+        """Where the figures come from, for a clinician."""
+        if self.source.startswith("DEMONSTRATION"):
+            return "measured on scans kept out of training; a first check, a fuller comparison is to come"
+        return f"measured by {self.source}"
+
+    def plain_verdicts(self) -> list[str]:
+        """One sentence per class without statistics words: who does better, or no clear difference."""
+        out = []
+        for cls in dict.fromkeys(p["class"] for p in self.paired):
+            rows = [p for p in self.paired if p["class"] == cls]
+            clear = [p for p in rows if p["verdict"] != "no clear difference"]
+            names = list(dict.fromkeys(arch_name(x) for p in rows for x in (p["a"], p["b"])))
+            archs = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+            if not clear:
+                out.append(f"{cls.capitalize()}s: no clear difference between {archs}.")
+                continue
+            parts = [f"{_better(p).replace(' over ', ' finds them better than ')}" for p in clear]
+            out.append(f"{cls.capitalize()}s: " + "; ".join(parts) + ".")
+        return out
+
     def verdicts(self) -> list[str]:
         """One plain sentence per class: a ranking only where every CI excludes 0."""
         out = []

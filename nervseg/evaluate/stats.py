@@ -66,6 +66,19 @@ def sign_flip_p(diffs, groups, n_perm: int = N_PERM, seed: int = 0) -> float:
     return float((1 + np.sum(stats >= observed - 1e-12)) / (n_perm + 1))
 
 
+def lower_median_index(values) -> int:
+    """Index of the middle value, a typical case (neither best nor worst).
+
+    With an even count the two middle values are equally close to the median, so the lower one is
+    taken: a stated rule rather than rounding noise, and one that never flatters a model. Equal
+    values keep their order (a stable sort).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0 or not np.isfinite(v).all():
+        raise ValueError("lower_median_index needs a non-empty 1-D sequence of finite values")
+    return int(np.argsort(v, kind="stable")[(v.size - 1) // 2])
+
+
 @dataclass(frozen=True)
 class Paired:
     """Architecture a minus architecture b on the same images."""

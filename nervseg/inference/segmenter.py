@@ -231,6 +231,16 @@ class Segmenter:
         """
         return self.predict_many([image], preprocess, postprocess=postprocess)[0]
 
+    def probs_small_many(self, images, preprocess: pp.Preprocess | None = None, batch_size: int = 8) -> np.ndarray:
+        """(N, C, h, w) float32 softmax at the model's input size: the network's own output, nothing more.
+
+        For callers that keep only these (Cine): no full-resolution upsampling, mask or
+        post-processing per image, which `predict_many` does for every image.
+        """
+        settings = self.train_preprocess if preprocess is None else preprocess
+        return np.concatenate([self._forward(self._batch(list(images[s : s + batch_size]), settings))
+                               for s in range(0, len(images), batch_size)])
+
     def predict_many(
         self, images: list[np.ndarray], preprocess: pp.Preprocess | None = None, batch_size: int = 8,
         postprocess: Postprocess | None = None,
