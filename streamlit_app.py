@@ -37,10 +37,10 @@ def sidebar() -> None:
                 dice = card.validation_dice("nerve")
                 st.caption(f"**{card.name}** · classes: {', '.join(card.classes[1:])}"
                            + (f" · validation nerve Dice {dice:.3f}" if dice is not None else ""))
-                st.page_link("pages/models.py", label="Model card", icon=":material/description:")
+                st.page_link("views/models.py", label="Model card", icon=":material/description:")
             st.markdown(f"**Preprocessing:** {ac.preprocess_summary(card)}")
             if ac.current_preprocess() is not None:
-                st.page_link("pages/lab.py", label="Change or reset in the lab", icon=":material/tune:")
+                st.page_link("views/lab.py", label="Change or reset in the lab", icon=":material/tune:")
         ac.show_card_errors()
         st.divider()
         ac.presenter_toggle()

@@ -1,1 +1,1 @@
-"""The dashboard's glue: Streamlit code around nervseg calls (pages/ hold the page scripts)."""
+"""The dashboard's glue: Streamlit code around nervseg calls (views/ hold the page scripts)."""

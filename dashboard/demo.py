@@ -148,7 +148,7 @@ def hero(card: ModelCard) -> None:
         if st.button("Open it on Segment", key="home_hero_open", icon=":material/image_search:", type="primary",
                      help="Zoom, other views, presence, measurements and downloads."):
             scan.open_sample(s.stem)
-            st.switch_page("pages/segment.py")
+            st.switch_page("views/segment.py")
 
 
 # ---------------------------------------------------------------- truth and presence

@@ -19,12 +19,12 @@ class PageInfo:
 
 
 PAGES: tuple[PageInfo, ...] = (
-    PageInfo("pages/home.py", "Home", ":material/home:"),
-    PageInfo("pages/segment.py", "Segment", ":material/image_search:"),
-    PageInfo("pages/compare.py", "Compare models", ":material/compare:"),
-    PageInfo("pages/lab.py", "Preprocessing lab", ":material/tune:"),
-    PageInfo("pages/metrics.py", "Ground-truth metrics", ":material/analytics:"),
-    PageInfo("pages/cine.py", "Cine", ":material/movie:"),
-    PageInfo("pages/live.py", "Live", ":material/videocam:"),
-    PageInfo("pages/models.py", "Models", ":material/model_training:"),
+    PageInfo("views/home.py", "Home", ":material/home:"),
+    PageInfo("views/segment.py", "Segment", ":material/image_search:"),
+    PageInfo("views/compare.py", "Compare models", ":material/compare:"),
+    PageInfo("views/lab.py", "Preprocessing lab", ":material/tune:"),
+    PageInfo("views/metrics.py", "Ground-truth metrics", ":material/analytics:"),
+    PageInfo("views/cine.py", "Cine", ":material/movie:"),
+    PageInfo("views/live.py", "Live", ":material/videocam:"),
+    PageInfo("views/models.py", "Models", ":material/model_training:"),
 )

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=600)
         at.session_state["model_id"] = args.model
         at.run()
-        at.switch_page("pages/segment.py").run()
+        at.switch_page("views/segment.py").run()
         apps.append(at)
     start = rss_mb()
     print(f"after start-up: RSS {start:.0f} MB; cache budget {ac.PREDICTIONS.max_bytes / 2**20:.0f} MB")

@@ -44,19 +44,19 @@ def measure(repeats: int) -> dict:
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=600)
     at.session_state["model_id"] = "usgra-unet"
     out["home first run (model load and its opening result) ms"] = _timed(at.run)
-    at.switch_page("pages/segment.py").run()
+    at.switch_page("views/segment.py").run()
     out["segment first upload (model loaded by Home) ms"] = _timed(lambda: upload(at, scans[0]))
     out["segment threshold change ms"] = [_timed(lambda v=v: at.slider(key="seg_threshold").set_value(v).run())
                                           for v in (0.3, 0.6, 0.4, 0.7, 0.5)[:repeats]]
     out["segment new scan ms"] = [_timed(lambda p=p: upload(at, p)) for p in scans[1 : 1 + repeats]]
-    at.switch_page("pages/lab.py").run()
+    at.switch_page("views/lab.py").run()
     lab = sorted((s for s in at.slider if str(s.key).startswith("lab_")), key=lambda s: s.key != "lab_clahe_clip")
     if lab:  # CLAHE when there is one: non-local means is slow by itself, not by the engine
         s = lab[0]
         values = [s.min + (s.max - s.min) * f for f in (0.2, 0.4, 0.6, 0.8, 0.3)[:repeats]]
         out[f"lab slider ({s.key}) ms"] = [_timed(lambda v=v: at.slider(key=s.key).set_value(
             type(s.value)(v)).run()) for v in values]
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     out["compare three models, new scan ms"] = [_timed(lambda p=p: upload(at, p))
                                                 for p in scans[1 + repeats : 1 + 2 * repeats]]
     out["compare three models, cached (opacity) ms"] = [

@@ -111,7 +111,7 @@ def test_no_models_is_stated_on_every_page(tmp_path, monkeypatch):
         at = run_app(page, sidebar=side)
         assert_clean(at)
         assert any("No trained models yet" in str(s) for s in side)
-        if page != "pages/cine.py":
+        if page != "views/cine.py":
             assert any("No trained models yet" in i.value for i in at.info), page
 
 
@@ -121,7 +121,7 @@ def test_segment_shows_overlay_and_measurements(model, data_root):
     from nervseg.io.readers import load_image
 
     path = scan_for(model, data_root)
-    at = run_app("pages/segment.py", model_id=model.id)
+    at = run_app("views/segment.py", model_id=model.id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     assert_clean(at)
     assert not errors(at)
@@ -133,9 +133,9 @@ def test_segment_shows_overlay_and_measurements(model, data_root):
     assert list(table.loc["parts"]) == [str(s.components) for s in expected]
     assert [m.label for m in at.metric] == model.classes[1:]
     # the chosen image stays when the user moves to another page and back
-    at.switch_page("pages/lab.py").run()
+    at.switch_page("views/lab.py").run()
     assert_clean(at)
-    at.switch_page("pages/segment.py").run()
+    at.switch_page("views/segment.py").run()
     assert path.name in caption_with(at, "preprocessing:")
 
 
@@ -156,7 +156,7 @@ def test_slider_change_on_a_segmented_image_reuses_the_cached_prediction(model, 
     monkeypatch.setattr(Segmenter, "predict_many", counting)
     st.cache_data.clear()  # an earlier test may have cached this very scan in this process
     path = scan_for(model, data_root)
-    at = run_app("pages/segment.py", model_id=model.id)
+    at = run_app("views/segment.py", model_id=model.id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     assert_clean(at)
     after_first = len(calls)
@@ -177,7 +177,7 @@ def test_slider_change_on_a_segmented_image_reuses_the_cached_prediction(model, 
 
 def test_compare_shows_all_three_models(trio, data_root):
     path = scan_for(trio[0], data_root)
-    at = run_app("pages/compare.py", model_id=trio[0].id)
+    at = run_app("views/compare.py", model_id=trio[0].id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     assert_clean(at)
     heads = [m.value for m in at.markdown]
@@ -193,7 +193,7 @@ def test_compare_shows_all_three_models(trio, data_root):
 def test_compare_with_ground_truth_and_a_mismatched_mask(trio, data_root, kaggle_pair, usgra_pair):
     card = next(c for c in trio if c.architecture == "unet")
     path, mask = scan_for(card, data_root), mask_for(card, data_root)
-    at = run_app("pages/compare.py", model_id=card.id)
+    at = run_app("views/compare.py", model_id=card.id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     at.file_uploader[1].set_value((mask.name, mask.read_bytes(), "image/png")).run()
     assert_clean(at)
@@ -224,7 +224,7 @@ def test_metrics_table_equals_nervseg_metrics(model, data_root):
     from nervseg.io.readers import load_image, load_mask
 
     path, mask = scan_for(model, data_root), mask_for(model, data_root)
-    at = run_app("pages/metrics.py", model_id=model.id)
+    at = run_app("views/metrics.py", model_id=model.id)
     at.multiselect(key="metrics_models").set_value([model.id]).run()
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     at.file_uploader[1].set_value((mask.name, mask.read_bytes(), "image/png")).run()
@@ -257,7 +257,7 @@ def test_metrics_batch_zip_and_bad_zips(model, data_root, make_zip):
         for s in stems:
             zf.write(folder / "images" / f"{s}.png", f"images/{s}.png")
             zf.write(folder / "masks" / mname.format(s), f"masks/{mname.format(s)}")
-    at = run_app("pages/metrics.py", model_id=model.id)
+    at = run_app("views/metrics.py", model_id=model.id)
     at.multiselect(key="metrics_models").set_value([model.id]).run()
     at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
     at.file_uploader(key="metrics_batch").set_value([("set.zip", buf.getvalue(), "application/zip")]).run()
@@ -273,7 +273,7 @@ def test_metrics_batch_zip_and_bad_zips(model, data_root, make_zip):
 
 
 
-@pytest.mark.parametrize("page", ["pages/segment.py", "pages/compare.py", "pages/lab.py", "pages/metrics.py"])
+@pytest.mark.parametrize("page", ["views/segment.py", "views/compare.py", "views/lab.py", "views/metrics.py"])
 @pytest.mark.parametrize("payload", [b"", b"this is not an image", b"\x89PNG\r\n\x1a\n\x00\x00truncated"])
 def test_garbage_uploads_show_an_error(page, payload, model):
     at = run_app(page, model_id=model.id)
@@ -284,7 +284,7 @@ def test_garbage_uploads_show_an_error(page, payload, model):
 
 def test_lab_settings_apply_on_other_pages_until_reset(model, data_root):
     path = scan_for(model, data_root)
-    at = run_app("pages/lab.py", model_id=model.id)
+    at = run_app("views/lab.py", model_id=model.id)
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     at.slider(key="lab_clahe_clip").set_value(2.0).run()
     at.slider(key="lab_median_kernel").set_value(4).run()
@@ -292,12 +292,12 @@ def test_lab_settings_apply_on_other_pages_until_reset(model, data_root):
     assert at.session_state["preprocess"]["clahe_clip"] == 2.0
     assert at.session_state["preprocess"]["median_kernel"] == 5  # even sizes move to the next odd one
     assert len(at.image) == 4 and len(at.get("plotly_chart")) == 1
-    at.switch_page("pages/segment.py").run()
+    at.switch_page("views/segment.py").run()
     assert "what-if: median 5, CLAHE clip=2" in caption_with(at, "preprocessing:")
     side = []
     run_app(sidebar=side, preprocess=at.session_state["preprocess"], model_id=model.id)
     assert any("what-if: median 5, CLAHE clip=2" in str(s) for s in side)
-    at.switch_page("pages/lab.py").run()
+    at.switch_page("views/lab.py").run()
     assert at.slider(key="lab_clahe_clip").value == 2.0
     at.button(key="lab_reset").click().run()
     assert_clean(at)
@@ -310,7 +310,7 @@ def test_lab_shows_dice_before_and_after_when_the_scan_has_its_mask(shipped_card
 
     card = next((c for c in shipped_cards if c.task == "usgra"), shipped_cards[0])
     s = samples.bundled()[0]
-    at = run_app("pages/lab.py", model_id=card.id)
+    at = run_app("views/lab.py", model_id=card.id)
     at.selectbox(key="lab_bundled").set_value(s.title).run()
     assert_clean(at)
     line = next(m.value for m in at.markdown if "Dice against" in m.value)
@@ -427,7 +427,7 @@ def test_compare_scores_every_model_against_the_samples_truth(no_data):
 
     _, sample = _bundled_with_vessel()
     at = _open_from_gallery(sample.stem)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert_clean(at)
     table = at.dataframe[0].value
     card = ac.card_by_id(ac.default_model_id(no_data))
@@ -471,7 +471,7 @@ def test_metrics_names_the_images_a_model_trained_on(no_data):
     card = ac.card_by_id(ac.default_model_id(no_data))
     train_stem = next(f"{i:04d}" for i in range(300) if f"{i:04d}" not in card.data["split"]["val_stems"])
     for name, warned in ((f"{train_stem}.png", True), (sample.image.name, False)):
-        at = run_app("pages/metrics.py", model_id=card.id)
+        at = run_app("views/metrics.py", model_id=card.id)
         at.multiselect(key="metrics_models").set_value([card.id]).run()
         at.file_uploader[0].set_value((name, sample.image.read_bytes(), "image/png")).run()
         at.file_uploader[1].set_value(("m.png", sample.mask.read_bytes(), "image/png")).run()
@@ -514,12 +514,12 @@ def test_home_and_compare_state_the_architecture_comparison_with_its_source():
     assert any("held-out split" in c.value for c in at.caption), [c.value for c in at.caption]
     table = at.dataframe[0].value
     assert table["nerve Dice"].str.match(r"^0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]$").all()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert_clean(at)
     assert any("which architecture is better" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("page", ["pages/segment.py", "pages/compare.py"])
+@pytest.mark.parametrize("page", ["views/segment.py", "views/compare.py"])
 def test_a_mask_belongs_to_one_scan(page, shipped_cards, data_root):
     """A mask given for one scan never scores the next (same size) scan; a misnamed mask is named in a warning."""
     card = next((c for c in shipped_cards if c.task == "kaggle-bp"), None)
@@ -600,7 +600,7 @@ def test_metrics_models_follow_the_sidebar_group(shipped_cards):
     if len(tasks) < 2:
         pytest.skip("one group of models shipped")
     (t1, ids1), (t2, ids2) = list(tasks.items())[:2]
-    at = run_app("pages/metrics.py", model_id=ids1[0])
+    at = run_app("views/metrics.py", model_id=ids1[0])
     assert sorted(at.multiselect(key="metrics_models").value) == sorted(ids1)
     at.session_state["model_id"] = ids2[0]  # as the sidebar's group radio does
     at.run()
@@ -620,7 +620,7 @@ def test_metrics_batch_names_bad_files_scores_the_rest_and_says_which_model_is_b
     files = [(s.image.name, s.image.read_bytes(), "image/png") for s in items]
     files += [(s.mask.name, s.mask.read_bytes(), "image/png") for s in items]  # masks/0020.png arrives as 0020.png
     files.append(("9999.png", b"", "image/png"))
-    at = run_app("pages/metrics.py", model_id=card.id)
+    at = run_app("views/metrics.py", model_id=card.id)
     at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
     at.file_uploader(key="metrics_batch").set_value(files).run()
     assert_clean(at)
@@ -644,14 +644,14 @@ def test_metrics_batch_names_bad_files_scores_the_rest_and_says_which_model_is_b
 
 def test_an_active_lab_setting_is_stated_on_other_pages_with_a_reset(model, data_root):
     path = scan_for(model, data_root)
-    at = run_app("pages/segment.py", model_id=model.id, preprocess={**model.preprocess, "clahe_clip": 2.0})
+    at = run_app("views/segment.py", model_id=model.id, preprocess={**model.preprocess, "clahe_clip": 2.0})
     at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/png")).run()
     assert any("Preprocessing lab setting active" in w.value for w in at.warning)
     at.button(key="segment_lab_reset").click().run()
     assert_clean(at)
     assert at.session_state["preprocess"] is None
     assert not any("Preprocessing lab setting active" in w.value for w in at.warning)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not any("Preprocessing lab setting active" in w.value for w in at.warning)
 
 
@@ -663,7 +663,7 @@ def test_compare_in_presenter_mode_states_agreement_in_words(no_data):
     _, sample = _bundled_with_vessel()
     at = _open_from_gallery(sample.stem)
     at.session_state["presenter"] = True
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert_clean(at)
     card = ac.card_by_id(at.session_state["model_id"])
     image, truth = load_image(sample.image), load_mask(sample.mask)

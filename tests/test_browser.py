@@ -155,6 +155,20 @@ def _check_first_screen(slug: str, size: tuple[int, int], first: dict) -> None:
         assert len(first["image"]) >= 2 and max(tops) - min(tops) <= 2, f"{where}: panels not in one row: {first}"
 
 
+@pytest.mark.parametrize("slug", ["segment", "cine"])
+def test_a_page_opened_by_its_url_keeps_the_apps_sidebar(app_url, browser, slug):
+    """A bookmark or a reload of /segment runs the app (navigation + the model picker), not the page file
+    alone with a list of file names (Streamlit's pages/ folder convention, which the page folder avoids)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        page.goto(f"{app_url}/{slug}")
+        wait_idle(page)
+        side = page.locator("[data-testid=stSidebar]").inner_text()
+        assert "Architecture" in side and "Segment" in side and "streamlit app" not in side, side[:300]
+    finally:
+        page.close()
+
+
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_page_in_headless_chromium(app_url, browser, size):
     from nervseg.data import samples

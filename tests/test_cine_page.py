@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "cine.py")
+PAGE = str(ROOT / "views" / "cine.py")
 MODEL_ID = "kaggle-bp-unet"
 
 if str(ROOT) not in sys.path:  # the page imports dashboard from the project root

@@ -72,11 +72,11 @@ def test_tampered_weights_give_an_error_on_segment_and_metrics(models):
     weights.write_bytes(bytes(data))
     img = hostile.png((np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8))
     mask = hostile.png(np.zeros((64, 64), np.uint8))
-    at = run_app("pages/segment.py", model_id="random-unet")
+    at = run_app("views/segment.py", model_id="random-unet")
     at.file_uploader[0].set_value(("scan.png", img, "image/png")).run()
     assert_clean(at)
     assert any("does not match its card" in e for e in errors(at)), errors(at)
-    at = run_app("pages/metrics.py", model_id="random-unet")
+    at = run_app("views/metrics.py", model_id="random-unet")
     at.multiselect(key="metrics_models").set_value(["random-unet"]).run()
     at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
     at.file_uploader(key="metrics_batch").set_value([("a.png", img, "image/png"),
@@ -85,7 +85,7 @@ def test_tampered_weights_give_an_error_on_segment_and_metrics(models):
     assert any("does not match its card" in e for e in errors(at)), errors(at)
 
 
-@pytest.mark.parametrize("page", ["pages/segment.py", "pages/compare.py", "pages/lab.py"])
+@pytest.mark.parametrize("page", ["views/segment.py", "views/compare.py", "views/lab.py"])
 def test_names_are_escaped_in_errors_and_captions(models, page):
     at = run_app(page, model_id="random-unet")
     at.file_uploader[0].set_value((f"{INJECT}.png", b"not an image", "image/png")).run()
@@ -100,7 +100,7 @@ def test_names_are_escaped_in_errors_and_captions(models, page):
 
 
 def test_deflate_dicom_bomb_upload_is_refused_on_segment(models):
-    at = run_app("pages/segment.py", model_id="random-unet")
+    at = run_app("views/segment.py", model_id="random-unet")
     at.file_uploader[0].set_value(("bomb.dcm", hostile.deflate_dicom(1000, 1000, 2100), "application/dicom")).run()
     assert_clean(at)
     assert any("bomb.dcm" in e and "expand" in e for e in errors(at)), errors(at)
@@ -111,7 +111,7 @@ def test_deflate_dicom_bomb_upload_is_refused_on_segment(models):
     ("lie.zip", lambda: hostile.zip_lying_member(declared=hostile.MIB, inflated=256 * hostile.MIB), "no image has"),
 ])
 def test_zip_bombs_on_the_metrics_page(models, name, payload, reason):
-    at = run_app("pages/metrics.py", model_id="random-unet")
+    at = run_app("views/metrics.py", model_id="random-unet")
     at.multiselect(key="metrics_models").set_value(["random-unet"]).run()
     at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
     at.file_uploader(key="metrics_batch").set_value([(name, payload(), "application/zip")]).run()
@@ -137,7 +137,7 @@ def _one_frame_dicom(path: Path) -> bytes:
 
 @pytest.mark.parametrize("name,make", [("one.mp4", _one_frame_mp4), ("one.dcm", _one_frame_dicom)])
 def test_one_frame_clip_is_a_still_on_cine(models, tmp_path, name, make):
-    at = run_app("pages/cine.py", model_id="random-unet")
+    at = run_app("views/cine.py", model_id="random-unet")
     at.file_uploader(key="cine_upload").set_value((name, make(tmp_path / name), "video/mp4")).run()
     assert_clean(at)
     assert any("1 frames" in m.value for m in at.markdown), all_text(at)
@@ -150,7 +150,7 @@ def test_one_frame_clip_is_a_still_on_cine(models, tmp_path, name, make):
 
 
 def test_dicom_bomb_clip_is_refused_on_cine(models):
-    at = run_app("pages/cine.py", model_id="random-unet")
+    at = run_app("views/cine.py", model_id="random-unet")
     at.file_uploader(key="cine_upload").set_value(("bomb.dcm", hostile.deflate_dicom(1000, 1000, 2100),
                                                    "application/dicom")).run()
     assert_clean(at)
@@ -162,7 +162,7 @@ def test_many_large_pairs_are_refused_on_metrics_before_decoding(models, monkeyp
     from nervseg.evaluate import batch
 
     monkeypatch.setattr(batch, "DEFAULT_ZIP_LIMITS", batch.ZipLimits(max_batch_pixels=10_000_000))
-    at = run_app("pages/metrics.py", model_id="random-unet")
+    at = run_app("views/metrics.py", model_id="random-unet")
     at.multiselect(key="metrics_models").set_value(["random-unet"]).run()
     at.radio(key="metrics_mode").set_value("Batch: several files or a zip").run()
     data = hostile.big_pairs_zip(n=12, side=1500)  # 27 Mpx of images in a few kB

@@ -207,7 +207,7 @@ def test_an_architecture_is_one_registry_entry_fpn_trained_exported_loaded_and_c
     at = AppTest.from_file(str(APP), default_timeout=300)
     at.session_state["model_id"] = model_id
     at.run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     _, png = cv2.imencode(".png", image)
     at.file_uploader[0].set_value(("scan.png", png.tobytes(), "image/png")).run()
     assert_clean(at)
@@ -255,7 +255,7 @@ def test_a_filter_is_one_registry_entry_slider_and_applied(gamma_registered, ran
     at = AppTest.from_file(str(APP), default_timeout=300)
     at.session_state["model_id"] = "random-unet"
     at.run()
-    at.switch_page("pages/lab.py").run()
+    at.switch_page("views/lab.py").run()
     assert at.slider(key="lab_gamma").label == "Gamma (test filter)"
     assert len(at.slider) == len(pp.PARAMS)  # every registered setting has its slider
     _, png = cv2.imencode(".png", img)

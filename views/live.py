@@ -130,7 +130,7 @@ with actions:
         else:
             _set_current(snap.name, snap.image_png(),
                          source=f"frozen live frame, {snap.crop.as_text()}, {snap.model_id}, {snap.taken:%H:%M:%S} UTC")
-            st.switch_page("pages/segment.py")
+            st.switch_page("views/segment.py")
     if session.recorder.active:
         if f2.button("Stop recording", icon=":material/stop_circle:"):
             st.session_state["live_recording"] = session.stop_recording()

@@ -39,7 +39,7 @@ if samples:
                              width="stretch", help=f"{s.description}. Structures: {', '.join(s.structures)}."
                              + (f" Region: {s.region}." if s.region else "")):
                     scan.open_sample(s.stem)
-                    st.switch_page("pages/segment.py")
+                    st.switch_page("views/segment.py")
                 st.caption(s.title, help=s.description)
 
 st.subheader("Models")
@@ -88,6 +88,6 @@ st.markdown(
     "3. Then try **Compare models**, the **Preprocessing lab**, **Ground-truth metrics**, or **Cine** for a clip."
 )
 with st.container(horizontal=True, gap="large"):  # each link as wide as its words; they wrap as a whole, never cut
-    st.page_link("pages/segment.py", label="Segment a scan", icon=":material/image_search:")
-    st.page_link("pages/compare.py", label="Compare models", icon=":material/compare:")
-    st.page_link("pages/metrics.py", label="Score against ground truth", icon=":material/analytics:")
+    st.page_link("views/segment.py", label="Segment a scan", icon=":material/image_search:")
+    st.page_link("views/compare.py", label="Compare models", icon=":material/compare:")
+    st.page_link("views/metrics.py", label="Score against ground truth", icon=":material/analytics:")

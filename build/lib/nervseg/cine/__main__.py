@@ -1,5 +1,0 @@
-"""python -m nervseg.cine"""
-
-from nervseg.cine.cli import main
-
-raise SystemExit(main())

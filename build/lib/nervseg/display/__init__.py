@@ -1,1 +1,0 @@
-"""Display: overlays, contours, colours and figures made from masks and probabilities."""
