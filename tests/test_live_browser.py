@@ -61,7 +61,8 @@ def test_start_shows_the_overlay_on_the_camera_video(camera, app_url):
         # Freeze: the current frame's region opens on Segment as the current scan
         page.get_by_role("button", name="Freeze: open on Segment").click(timeout=60_000)
         page.wait_for_url("**/segment", timeout=60_000)
-        page.get_by_text("frozen live frame").first.wait_for(timeout=120_000)
+        # the frozen frame is Segment's scan: the folded scan chooser is named after it (live-<time>.png)
+        page.get_by_text("Scan: live-").first.wait_for(timeout=120_000)
 
 
 def test_a_clip_played_as_if_live_shows_the_overlay(camera, app_url):

@@ -35,7 +35,7 @@ if samples:
         for col, s in zip(cols, samples[start:start + GALLERY_COLUMNS], strict=False):
             with col:
                 st.image(nsamples.thumbnail_png(s.stem), width="stretch")  # made once per process
-                if st.button("Open", key=f"home_open_{s.stem}", icon=":material/image_search:",
+                if st.button(f"Open {s.stem}", key=f"home_open_{s.stem}", icon=":material/image_search:",
                              width="stretch", help=f"{s.description}. Structures: {', '.join(s.structures)}."
                              + (f" Region: {s.region}." if s.region else "")):
                     scan.open_sample(s.stem)
