@@ -100,7 +100,7 @@ readout()
 region, actions = st.columns(2)
 with region:
     st.markdown("**Image region** (kept for this session)")
-    r1, r2 = st.columns(2)
+    r1 = r2 = st.container(horizontal=True)  # buttons as wide as their labels, wrapping, never cut
     if r1.button("Propose from the stream", icon=":material/crop_free:", disabled=not playing,
                  help="The area that changes from frame to frame; the scanner's interface around it stays still."):
         proposed = session.propose_crop()
@@ -119,7 +119,7 @@ with region:
     session.update(live.settings(view, alpha, smoothing))
 with actions:
     st.markdown("**Freeze and record**")
-    f1, f2 = st.columns(2)
+    f1 = f2 = st.container(horizontal=True)  # buttons as wide as their labels, wrapping, never cut
     if f1.button("Freeze: open on Segment", icon=":material/photo_camera:", type="primary",
                  disabled=not playing and session.latest() is None,
                  help="The current frame's image region opens on Segment for measurement and export (segmented "
