@@ -16,6 +16,7 @@ import nervseg
 from nervseg.cine import boxes
 from nervseg.cine import cli as video_cli
 from nervseg.cine import clip as video
+from nervseg.cine import view as cine_view
 from nervseg.io.readers import Frames, InputError
 
 
@@ -140,7 +141,7 @@ def test_process_generated_clip(clip_path, random_segmenter):
     frames = video.load_clip(clip_path)
     assert frames.frames.shape == (24, 80, 96) and frames.fps == pytest.approx(10.0)
     calls = []
-    res = video.process_clip(random_segmenter, frames, smoothing=0.5, batch_size=8,
+    res = cine_view.process_clip(random_segmenter, frames, smoothing=0.5, batch_size=8,
                              progress=lambda d, t: calls.append((d, t)))
     assert calls == [(8, 24), (16, 24), (24, 24)]
     assert res.masks.shape == frames.frames.shape and res.masks.dtype == np.uint8
@@ -177,8 +178,8 @@ def test_process_generated_clip(clip_path, random_segmenter):
 
 def test_smoothing_in_pipeline_changes_masks(clip_path, random_segmenter):
     frames = video.load_clip(clip_path)
-    raw = video.process_clip(random_segmenter, frames, smoothing=0.0, write_video=False)
-    smooth = video.process_clip(random_segmenter, frames, smoothing=0.9, write_video=False)
+    raw = cine_view.process_clip(random_segmenter, frames, smoothing=0.0, write_video=False)
+    smooth = cine_view.process_clip(random_segmenter, frames, smoothing=0.9, write_video=False)
     assert raw.video_mp4 is None
     np.testing.assert_array_equal(raw.masks[0], smooth.masks[0])  # the EMA starts at frame 0
     assert video.flicker(smooth.masks) <= video.flicker(raw.masks)
@@ -292,7 +293,7 @@ def test_real_clip_with_shipped_model(bp_clip, bp_segmenter):
     """
     full = video.load_clip(bp_clip)
     frames = Frames(full.frames[:16], full.fps, full.name, full.format)
-    res = video.process_clip(bp_segmenter, frames, smoothing=0.5, batch_size=8)
+    res = cine_view.process_clip(bp_segmenter, frames, smoothing=0.5, batch_size=8)
     assert decode_count(res.video_mp4) == (16, full.frames.shape[2], full.frames.shape[1])
     areas = [int((m == 1).sum()) for m in res.masks]
     assert [r["nerve_area_px"] for r in res.stats] == areas
@@ -340,7 +341,7 @@ def test_multiframe_dicom_clip(tmp_path, random_segmenter):
     frames = video.load_clip(path)
     assert frames.format == "DICOM" and frames.fps == pytest.approx(20.0)
     np.testing.assert_array_equal(frames.frames, stack)
-    res = video.process_clip(random_segmenter, frames)
+    res = cine_view.process_clip(random_segmenter, frames)
     assert decode_count(res.video_mp4) == (6, 50, 40)
     for row, mask in zip(res.stats, res.masks):
         assert row["nerve_area_mm2"] == pytest.approx(int((mask == 1).sum()) * 0.1 * 0.2, abs=0.01)

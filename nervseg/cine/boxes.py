@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from nervseg import data_root
-from nervseg.cine.clip import load_clip, process_clip
+from nervseg.cine.clip import load_clip
+from nervseg.cine.view import process_clip
 from nervseg.data.datasets import TASKS
 from nervseg.inference.segmenter import Segmenter
 from nervseg.io import readers as nio

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from nervseg.cine.boxes import agreement_for_model, clip_tasks, sample_clips
-from nervseg.cine.clip import load_clip, process_clip
+from nervseg.cine.clip import load_clip
+from nervseg.cine.view import process_clip
 from nervseg.inference.segmenter import configure_threads
 from nervseg.io import readers as nio
 

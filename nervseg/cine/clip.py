@@ -1,10 +1,8 @@
-"""Cine loops: segment a clip frame by frame, smooth over time, write an overlay video.
+"""Cine loops: the clip's pieces: limits, temporal smoothing, the H.264 writer, per-frame figures, ClipResult.
 
-Flow: `load_clip` (io.load_frames + clip limits) -> `process_clip` (batched
-`Segmenter.predict_many`, exponential moving average of the class probabilities,
-mask, per-frame figures, overlay frames streamed into an H.264 mp4) -> `ClipResult`.
-Beside it, by job: nervseg.cine.boxes (box annotations and agreement), nervseg.display.viz.timeline_figure,
-nervseg.bench.benchmark_clip and the CLI in nervseg.cine.cli (`python -m nervseg.cine.clip` still works).
+The one pipeline that uses them is nervseg.cine.view (`segment_clip` -> `render`, or both as
+`process_clip`): the Cine page, the CLI (nervseg.cine.cli), box agreement (nervseg.cine.boxes) and
+the benchmark all run it.
 
 The mp4 is written with the ffmpeg binary bundled in imageio-ffmpeg (libx264,
 yuv420p, +faststart), because OpenCV's pip wheels ship without an H.264 encoder:
@@ -27,9 +25,8 @@ import numpy as np
 
 from nervseg.display.viz import overlay
 from nervseg.evaluate.measure import measure
-from nervseg.inference.segmenter import Segmenter, class_confidence
+from nervseg.inference.segmenter import class_confidence
 from nervseg.io import readers as nio
-from nervseg.models.card_ops import Postprocess
 
 ProgressFn = Callable[[int, int], None]
 
@@ -268,76 +265,6 @@ def stats_csv(rows: list[dict]) -> bytes:
     for r in rows:
         writer.writerow({k: ("" if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()})
     return buf.getvalue().encode()
-
-
-def process_clip(
-    segmenter: Segmenter,
-    frames: nio.Frames,
-    smoothing: float = 0.0,
-    batch_size: int = 8,
-    preprocess=None,
-    alpha: float = 0.45,
-    write_video: bool = True,
-    progress: ProgressFn | None = None,
-) -> ClipResult:
-    """Segment every frame, smooth the probabilities over time, and build the overlay video.
-
-    Only one frame's probabilities are kept at a time (the EMA state), so memory
-    stays at frames + masks. `progress(done, total)` is called after each batch.
-    """
-    imgs, n = frames.frames, len(frames)
-    if n == 0:
-        raise nio.InputError(f"{frames.name}: the clip has no frames.")
-    smoother, post = ProbabilitySmoother(smoothing), Postprocess.from_card(segmenter.card.postprocess)
-    classes, (h, w) = segmenter.classes, imgs.shape[1:3]
-    masks = np.zeros(imgs.shape, np.uint8)
-    stats: list[dict] = []
-    seconds = {"predict": 0.0, "post": 0.0, "overlay": 0.0}
-    tmp = tempfile.TemporaryDirectory() if write_video else None
-    writer = Mp4Writer(Path(tmp.name) / "overlay.mp4", (w, h), frames.fps) if tmp else None
-    video = None
-    try:
-        for start in range(0, n, batch_size):
-            batch = [imgs[i] for i in range(start, min(n, start + batch_size))]
-            t0 = time.perf_counter()
-            preds = segmenter.predict_many(batch, preprocess=preprocess, batch_size=batch_size)
-            seconds["predict"] += time.perf_counter() - t0
-            for k, pred in enumerate(preds):
-                i = start + k
-                t0 = time.perf_counter()
-                probs, mask = _smoothed(pred, smoother, post)
-                masks[i] = mask
-                stats.append(frame_stats(i, frames.fps, probs, mask, classes, frames.pixel_spacing_mm))
-                t1 = time.perf_counter()
-                seconds["post"] += t1 - t0
-                rgb = overlay(imgs[i], mask, alpha)
-                t2 = time.perf_counter()
-                seconds["overlay"] += t2 - t1
-                if writer:
-                    writer.write(rgb)
-                    seconds["encode"] = seconds.get("encode", 0.0) + time.perf_counter() - t2
-            if progress:
-                progress(min(n, start + batch_size), n)
-        if writer:
-            video = _finish(writer, seconds)
-            writer = None
-    finally:
-        if writer:
-            writer.close()
-        if tmp:
-            tmp.cleanup()
-    return ClipResult(name=frames.name, model_id=segmenter.card.id, classes=classes, fps=frames.fps,
-                      smoothing=smoother.strength, frames=imgs, masks=masks, stats=stats, seconds=seconds,
-                      video_mp4=video, pixel_spacing_mm=frames.pixel_spacing_mm, alpha=alpha)
-
-
-def _smoothed(pred, smoother: ProbabilitySmoother, post: Postprocess) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, mask) of one frame: the prediction's own, or after temporal smoothing
-    (argmax of the smoothed probabilities, then the card's post-processing)."""
-    if smoother.strength <= 0:
-        return pred.probs, pred.mask
-    probs = smoother(pred.probs)
-    return probs, post.apply(probs.argmax(axis=0).astype(np.uint8))
 
 
 def _finish(writer: Mp4Writer, seconds: dict[str, float]) -> bytes:

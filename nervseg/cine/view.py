@@ -114,3 +114,12 @@ def render(raw: RawClip, smoothing: float = 0.0, alpha: float = 0.45, write_vide
                       smoothing=smoother.strength, frames=raw.frames, masks=masks, stats=stats, seconds=seconds,
                       video_mp4=video, pixel_spacing_mm=raw.pixel_spacing_mm, alpha=alpha,
                       extras={"boxes": boxes} if boxes else {})
+
+
+def process_clip(segmenter: Segmenter, frames: nio.Frames, smoothing: float = 0.0, batch_size: int = 8,
+                 preprocess=None, alpha: float = 0.45, write_video: bool = True,
+                 progress: ProgressFn | None = None, boxes: dict[int, list] | None = None) -> ClipResult:
+    """The one clip pipeline, whole: `segment_clip` then `render`, as the Cine page runs them (the page keeps
+    the RawClip to re-render other smoothings). The CLI, box agreement and the benchmark use this."""
+    return render(segment_clip(segmenter, frames, preprocess, batch_size, progress), smoothing, alpha,
+                  write_video, boxes=boxes)
