@@ -10,21 +10,16 @@ when each index appears on the local camera track and when on the overlaid video
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import socket
 import string
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
+from dashboard.browser import CHROMIUM, free_port, streamlit_app  # noqa: F401  (the one app launcher)
 from nervseg.live import synthetic
 
+served_app = streamlit_app  # the app as `make app` starts it, on a free loopback port
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # Runs in every frame, the component's iframe included: notes when each stamped index is presented,
 # on a hidden copy of the camera track (captured as the page adds it to the peer connection) and on
@@ -96,12 +91,6 @@ OVERLAY_SHARE_JS = string.Template("""
 """).substitute(w=synthetic.FRAME_WH[0], h=synthetic.FRAME_WH[1])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_camera_file(path: Path, n_frames: int = 120, frames_per_scan: int = 60, fps: int = 30) -> Path:
     """A 640x480 y4m fake camera of the bundled scans in a scanner-like frame, each frame stamped with its index."""
     scans = synthetic.bundled_scans()
@@ -109,35 +98,6 @@ def make_camera_file(path: Path, n_frames: int = 120, frames_per_scan: int = 60,
         raise FileNotFoundError("no bundled scans in sample_images/")
     frames = synthetic.scan_frames(scans, n_frames, frames_per_scan=frames_per_scan, stamp=True)
     return synthetic.write_y4m(path, frames, fps)
-
-
-@contextlib.contextmanager
-def served_app(log: Path, env: dict | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python -m dashboard.serve` on a free loopback port: yields (base URL, process); stopped after."""
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dashboard.serve", "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), stdout=out, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.time() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/_stcore/health", timeout=2).read()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        raise RuntimeError(f"the app did not start (see {log})") from None
-                    time.sleep(0.5)
-            yield url, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @contextlib.contextmanager
