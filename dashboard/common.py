@@ -242,6 +242,15 @@ def no_models_notice() -> None:
     )
 
 
+def require_card() -> ModelCard:
+    """The sidebar's model; with no model at all, the notice and the end of the page's run."""
+    card = current_card()
+    if card is None:
+        no_models_notice()
+        st.stop()
+    return card
+
+
 def legend_html(classes: list[str]) -> str:
     """The class colours as chips readable on light and dark themes (viz.swatch_html)."""
     from nervseg.display import viz

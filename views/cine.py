@@ -160,10 +160,7 @@ st.caption(
     + ac.DISCLAIMER
 )
 
-card = ac.current_card()
-if card is None:
-    ac.no_models_notice()
-    st.stop()
+card = ac.require_card()
 ac.lab_notice("cine")
 
 up, sample = st.columns([3, 2])

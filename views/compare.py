@@ -109,10 +109,7 @@ def truth_table(preds, truth, classes, names) -> pd.DataFrame:
 
 
 st.title("Compare models")
-card = ac.current_card()
-if card is None:
-    ac.no_models_notice()
-    st.stop()
+card = ac.require_card()
 ac.lab_notice("compare")
 
 group = ac.same_task_cards(card)

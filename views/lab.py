@@ -8,10 +8,7 @@ from nervseg.display import viz
 from nervseg.preprocess import PARAMS, Preprocess, PreprocessError
 
 st.title("Preprocessing lab")
-card = ac.current_card()
-if card is None:
-    ac.no_models_notice()
-    st.stop()
+card = ac.require_card()
 
 own = Preprocess.from_dict(card.preprocess)
 st.info(f"**{card.name}** was trained with this preprocessing: **{own.describe()}**. Settings here replace it on "

@@ -17,10 +17,7 @@ st.title("Live")
 st.caption("The scanner's video segmented as the probe moves: connect the scanner's video output through a "
            "USB capture card (the browser sees it as a camera) and press **Start**. " + ac.DISCLAIMER)
 
-card = ac.current_card()
-if card is None:
-    ac.no_models_notice()
-    st.stop()
+card = ac.require_card()
 
 options = live.source_options()
 src_col, view_col = st.columns([3, 2])

@@ -23,10 +23,7 @@ PUBLISHED = [  # nerve Dice reported by others on the Kaggle 2016 brachial-plexu
 
 st.title("Ground-truth metrics")
 all_cards = ac.cards()
-card = ac.current_card()
-if card is None:
-    ac.no_models_notice()
-    st.stop()
+card = ac.require_card()
 ac.lab_notice("metrics")
 
 with st.expander("How empty masks are scored", expanded=False):

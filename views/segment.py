@@ -155,10 +155,7 @@ def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores
 
 
 st.title("Segment a scan")
-card = ac.current_card()
-if card is None:
-    ac.no_models_notice()
-    st.stop()
+card = ac.require_card()
 ac.lab_notice("segment")
 
 picked, beside = scan.scan_bar("segment")
