@@ -44,6 +44,15 @@ def tinted(rgb: np.ndarray) -> np.ndarray:
     return (np.abs(rgb[..., 0] - rgb[..., 2]) > 40) | (np.abs(rgb[..., 1] - rgb[..., 2]) > 40)
 
 
+class SlowProcessor(FrameProcessor):
+    """The real processor made slower than any test source (>= 60 ms a frame), so that on a fast
+    machine too the source outpaces it and stale frames must be dropped."""
+
+    def process(self, frame, captured_at=None):
+        time.sleep(0.06)
+        return super().process(frame, captured_at)
+
+
 def test_frame_in_overlaid_frame_out_inside_the_crop_only(segmenter, frames):
     box = synthetic.IMAGE_BOX
     proc = FrameProcessor(segmenter, LiveSettings(crop=box, legend=False, outline_crop=False))
@@ -150,7 +159,7 @@ def test_a_failing_frame_is_counted_and_the_stream_goes_on():
 
 
 def test_session_state_stays_bounded_and_freeze_gives_the_segmented_region(segmenter, frames):
-    session = LiveSession(FrameProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)), window=5,
+    session = LiveSession(SlowProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)), window=5,
                           recorder=Recorder(max_seconds=0.5, fps=10))
     try:
         assert session.freeze() is None and session.wait_newer(0, 0.01) is None
@@ -209,7 +218,7 @@ def test_overlay_track_pulls_a_source_and_sends_each_new_overlay_once(segmenter,
             return f
 
     camera = Camera()
-    session = LiveSession(FrameProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)))
+    session = LiveSession(SlowProcessor(segmenter, LiveSettings(crop=synthetic.IMAGE_BOX)))
     track = OverlayTrack(session, upstream=lambda: camera)
 
     async def run():
