@@ -105,6 +105,16 @@ def get_segmenter(model_id: str) -> Segmenter:
         return model_pool.get(card)
 
 
+def int8_agreement(card) -> str:
+    """The int8 graph's measured closeness to the full model, in words, from the card's `int8` block."""
+    v = card.int8.get("validation", {})
+    parts = [f"{cls} Dice {r['int8_dice_mean']:.3f} (full model {r['full_dice_mean']:.3f}), masks agree "
+             f"{r['agreement_dice_mean']:.3f}" for cls, r in v.get("per_class", {}).items()]
+    if not parts:
+        return "Not measured against the full model."
+    return f"Measured on the card's {v.get('n_images', '?')} validation images: " + "; ".join(parts) + "."
+
+
 def default_model_id(all_cards: list[ModelCard]) -> str | None:
     """The opening model: the most structures found, then the best validation nerve Dice."""
     card = provenance.default_card(all_cards)

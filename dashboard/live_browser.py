@@ -119,15 +119,24 @@ def fake_camera_page(camera: Path, width: int = 1280, height: int = 1000):
             browser.close()
 
 
-def start_live(page, base_url: str, timeout_s: float = 120.0, size_steps: int = 0, path: str = "live"):
-    """Open Live (moving the model input size `size_steps` down from the card's), press Start in the
-    streamlit-webrtc component; returns its frame and shown <video>."""
+def start_live(page, base_url: str, timeout_s: float = 120.0, size_steps: int = 0, path: str = "live",
+               full: bool = False):
+    """Open Live (moving the model input size `size_steps` down from the card's; `full`: the fast 8-bit
+    model switched off), press Start in the streamlit-webrtc component; returns its frame and shown <video>."""
     page.goto(f"{base_url}/{path}", timeout=timeout_s * 1000)
     iframe = page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=timeout_s * 1000)
+    changed = False
     if size_steps:
         slider = page.locator("[data-testid=stSlider]", has_text="Model input size").get_by_role("slider")
         for _ in range(size_steps):
             slider.press("ArrowLeft")
+        changed = True
+    if full:
+        toggle = page.get_by_role("checkbox", name="Fast model (8-bit)")
+        if toggle.is_checked():
+            toggle.click(force=True)
+            changed = True
+    if changed:
         time.sleep(2)
         page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_s * 1000)
         iframe = page.wait_for_selector("iframe[title*='streamlit_webrtc']", timeout=timeout_s * 1000)

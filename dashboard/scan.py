@@ -15,9 +15,10 @@ import streamlit as st
 from dashboard.common import image_hash, md_escape, show_input_error
 from nervseg.data import samples as nsamples
 from nervseg.io import ImageData, InputError, load_image_data, load_mask
+from nervseg.io.readers import IMAGE_SUFFIXES, MASK_SUFFIXES
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom"]
-MASK_TYPES = ["png", "tif", "tiff", "bmp"]
+UPLOAD_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
+MASK_TYPES = [s.lstrip(".") for s in MASK_SUFFIXES]
 
 
 @dataclass

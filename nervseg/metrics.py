@@ -110,6 +110,24 @@ def score(
     return out
 
 
+def class_rows(pred_mask: np.ndarray, true_mask: np.ndarray, classes: list[str],
+               spacing: tuple[float, float] | None = None) -> list[dict]:
+    """The one per-image score row, one per foreground class: its `score`, plus `class`, `truth_empty`,
+    `pred_empty` and `absent` (the class in neither mask: its Dice of 1 says nothing about a model).
+
+    The batch scorer (nervseg.evaluate.batch) and the cross-validation (nervseg.cv.run) add their own
+    context to these rows (model and image; task, fold and group).
+    """
+    rows = []
+    for cid, cname in enumerate(classes):
+        if cid == 0:
+            continue
+        s = score(pred_mask, true_mask, cid, spacing)
+        rows.append({"class": cname, "truth_empty": int(s["tp"] + s["fn"] == 0), "pred_empty": int(s["tp"] + s["fp"] == 0),
+                     "absent": int(s["tp"] + s["fp"] + s["fn"] == 0), **s})
+    return rows
+
+
 @dataclass
 class Summary:
     """Per-image mean and sd of each metric, and pooled over all pixels."""

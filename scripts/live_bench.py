@@ -1,12 +1,12 @@
 """Live benchmark: overlaid frames per second shown in the browser, and camera -> overlay latency, per model.
 
     .venv/bin/python scripts/live_bench.py [--models usgra-unet ...] [--size 160] [--seconds 20] [--warmup 10]
-                                           [--threads 1] [--no-crop] [--passthrough] [--json FILE]
+                                           [--threads N] [--full] [--no-crop] [--passthrough] [--json FILE]
 
 For each model: the app as `make app` starts it (dashboard.serve) with only that model in its folder (so it
 is the Live page's model), Debian's chromium with a 640x480, 30 frames/s fake camera (a y4m of the bundled
 usgra-seg scans in a scanner-like frame, each frame's index stamped in a corner; nervseg.live.synthetic),
-Live opened, Start pressed, the image region proposed from the stream (unless --no-crop), `--warmup` s
+Live opened (with its 8-bit model where the card has one; `--full` switches it off), Start pressed, the image region proposed from the stream (unless --no-crop), `--warmup` s
 left to settle, then `--seconds` s measured:
 
 - shown frames/s: new overlaid frames presented by the page's <video> per second (index changes seen by
@@ -57,7 +57,7 @@ def one_model_folder(card, folder: Path) -> Path:
     ONNX Runtime refuses for external weights read from a graph given as bytes, the smaller live sizes)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = card.weights_path()
-    for p in {weights, weights.with_suffix(".onnx"), weights.parent / f"{card.id}.json"}:
+    for p in {weights, weights.with_suffix(".onnx"), weights.with_suffix(".int8.onnx"), weights.parent / f"{card.id}.json"}:
         if p.exists():
             shutil.copy2(p, folder / p.name)
     return folder
@@ -86,12 +86,19 @@ def size_steps(card, size: int | None) -> int:
     return sizes.index(size)
 
 
+def live_engine(card, full: bool) -> str:
+    """The engine Live runs the card on: its 8-bit graph unless `full` or the card has none."""
+    from nervseg.inference import engines
+
+    return "onnx" if full or engines.problem("onnx-int8", card) else "onnx-int8"
+
+
 def bench_model(card, camera: Path, args, work: Path) -> dict:
     models = one_model_folder(card, work / card.id)
-    env = {"NERVSEG_MODELS": str(models), "NERVSEG_THREADS": str(args.threads)}
+    env = {"NERVSEG_MODELS": str(models)} | ({"NERVSEG_THREADS": str(args.threads)} if args.threads else {})
     with lb.served_app(work / f"{card.id}.log", env=env) as (url, proc):
         with lb.fake_camera_page(camera) as page:
-            frame, video = lb.start_live(page, url, size_steps=size_steps(card, args.size))
+            frame, video = lb.start_live(page, url, size_steps=size_steps(card, args.size), full=args.full)
             if not lb.wait_for_frames(frame, 180):
                 return {"model": card.id, "error": "no frames shown within 180 s"}
             if not args.no_crop:
@@ -114,7 +121,8 @@ def bench_model(card, camera: Path, args, work: Path) -> dict:
                     print(f"  {card.id} {(k + 1) * step:.0f} s: {w}", flush=True)
             t1 = now()
             size = args.size if size_steps(card, args.size) else list(card.input_size)
-            out = {"model": card.id, "input_size": size, **window(lb.timings(frame), t0, t1),
+            out = {"model": card.id, "input_size": size, "engine": live_engine(card, args.full),
+                   **window(lb.timings(frame), t0, t1),
                    "overlay_share": round(lb.overlay_share(frame, video), 4),
                    "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss_mb(proc.pid), 1),
                    "readout": lb.page_metrics(page)}
@@ -169,7 +177,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--report-every", type=float, default=0.0, help="print a window's figures every N s")
-    ap.add_argument("--threads", type=int, default=1, help="NERVSEG_THREADS for the app (1 is best on 2 busy cores)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="NERVSEG_THREADS for the app (default: the app's own choice, every core up to 8)")
+    ap.add_argument("--full", action="store_true", help="the full-precision model (Live's 8-bit model switched off)")
     ap.add_argument("--no-crop", action="store_true", help="segment the whole frame, not the proposed image region")
     ap.add_argument("--passthrough", action="store_true", help="also the baseline: a callback returning each frame")
     ap.add_argument("--json", type=Path)

@@ -676,3 +676,23 @@ def test_compare_in_presenter_mode_states_agreement_in_words(no_data):
                            for cid, name in enumerate(c.classes) if cid > 0)
         assert any(words in line for line in captions), (words, captions)
     assert not any(" ms · " in c.value for c in at.caption)  # no engineering figures in front
+
+
+def test_live_runs_the_8bit_model_by_default_says_how_close_it_is_and_switches_off(shipped_cards):
+    """Live opens on the card's int8 graph (issue 24's speed); its help gives the card's measured agreement,
+    and the toggle puts the browser session's LiveSession on the full model."""
+    from dashboard import live
+
+    card = next(c for c in shipped_cards if c.task == "usgra")
+    at = run_app("views/live.py", model_id=card.id)
+    assert_clean(at)
+    toggle = at.toggle(key=f"live_fast_{card.id}")
+    assert toggle.value is True
+    assert "validation images" in toggle.help and "masks agree" in toggle.help
+    key, session = at.session_state[live.LIVE_KEY]
+    assert key[-1] == "onnx-int8" and session.model_id == card.id
+    assert session.processor.segmenter.engine_name == "onnx-int8"
+    toggle.set_value(False).run()
+    assert_clean(at)
+    key, session = at.session_state[live.LIVE_KEY]
+    assert key[-1] is None and session.processor.segmenter.engine_name == "onnx"

@@ -23,8 +23,9 @@ from nervseg.cine import boxes
 from nervseg.cine import clip as video
 from nervseg.cine import view as cine_view
 from nervseg.display import viz
+from nervseg.io.readers import VIDEO_SUFFIXES
 
-VIDEO_TYPES = ["mp4", "avi", "mov", "dcm", "dicom"]
+VIDEO_TYPES = [s.lstrip(".") for s in VIDEO_SUFFIXES]
 CLIP_KEY = "cine_clip"  # {"name", "data", "hash"} of the clip being worked on
 FRAMES_KEY = "cine_frames"  # (hash, Frames, decode seconds) of the decoded clip
 RAW_KEY = "cine_raw"  # {segmentation key: RawClip}, the latest few

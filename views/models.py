@@ -85,6 +85,9 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                 # one column per class, one row per figure: fits half the page at 1024 px without cutting a column
                 st.table(validation_table(per_class).set_index("class").T.rename_axis("figure"))
                 st.caption("Per-image mean ± sd on the card's validation images; HD95 in pixels.")
+            if c.int8:
+                st.markdown("**8-bit model for Live**")
+                st.caption(ac.int8_agreement(c) + f" Made by `{c.int8.get('command', '')}`.")
             extra = {k: v for k, v in c.validation.items() if k != "per_class"}
             with st.popover("All validation figures (JSON)"):
                 st.json({"per_class": per_class, **extra}, expanded=False)

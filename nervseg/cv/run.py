@@ -31,7 +31,7 @@ from nervseg.data import folds as fl
 from nervseg.data.datasets import Pair, spec
 from nervseg.evaluate.presence import presence_score
 from nervseg.io.readers import load_image, load_mask
-from nervseg.metrics import score
+from nervseg.metrics import class_rows
 
 CV_ROOT = PROJECT_ROOT / "runs" / "cv"
 ROW_KEYS = ("task", "arch", "fold", "set", "stem", "group", "class", "truth_empty", "pred_empty",
@@ -122,16 +122,9 @@ def score_images(segmenter, items: list[tuple[str, Pair, str]], task: str, arch:
         preds = segmenter.predict_many(images, batch_size=batch)
         for (set_name, pair, group), pred in zip(chunk, preds):
             true = load_mask(pair.mask)
-            for cid, cname in enumerate(segmenter.classes):
-                if cid == 0:
-                    continue
-                s = score(pred.mask, true, cid)
+            for cid, row in enumerate(class_rows(pred.mask, true, segmenter.classes), start=1):
                 rows.append({"task": task, "arch": arch, "fold": fold, "set": set_name, "stem": pair.stem,
-                             "group": group, "class": cname, "truth_empty": int(s["tp"] + s["fn"] == 0),
-                             "pred_empty": int(s["tp"] + s["fp"] == 0), "dice": s["dice"],
-                             "precision": s["precision"], "sensitivity": s["sensitivity"],
-                             "presence": presence_score(pred.probs[cid]), "tp": s["tp"], "fp": s["fp"],
-                             "fn": s["fn"]})
+                             "group": group, **row, "presence": presence_score(pred.probs[cid])})
     return rows
 
 
@@ -140,7 +133,7 @@ def write_rows(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(ROW_KEYS))
+        w = csv.DictWriter(f, fieldnames=list(ROW_KEYS), extrasaction="ignore")  # the tracked files' columns
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)

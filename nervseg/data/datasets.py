@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nervseg import data_root
-from nervseg.io.readers import allow_class_ids
+from nervseg.io.readers import IMAGE_SUFFIXES, MASK_SUFFIXES, allow_class_ids  # noqa: F401 - pairing reads them here
 
 SPEC_FILE = Path(__file__).with_name("datasets.json")
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm")
-MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 # Group key rules: stem -> group id. A fold file's "groups" overrides them.
 GROUP_RULES: dict[str, Callable[[str], str]] = {

@@ -276,20 +276,13 @@ def load_pair(pair: BatchPair) -> Loaded:
 
 def score_rows(model_id: str, image_name: str, pred_mask: np.ndarray, true_mask: np.ndarray,
                classes: list[str], spacing=None, seconds: float = 0.0) -> list[dict]:
-    """One row per foreground class: the `nervseg.metrics.score` of a prediction.
+    """One row per foreground class (`nervseg.metrics.class_rows`) with the model, image and time.
 
     `absent` marks a class in neither the mask nor the prediction: its Dice of 1 (the empty-mask
     rule) says nothing about the model, so `summarise(..., skip_absent=True)` leaves such rows out.
     """
-    rows = []
-    for cid, cname in enumerate(classes):
-        if cid == 0:
-            continue
-        s = metrics.score(pred_mask, true_mask, cid, spacing)
-        rows.append({"model": model_id, "image": image_name, "class": cname,
-                     "truth_empty": int(not (true_mask == cid).any()), "absent": int(s["tp"] + s["fp"] + s["fn"] == 0),
-                     "seconds": round(seconds, 4), **{k: s[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}})
-    return rows
+    return [{"model": model_id, "image": image_name, "seconds": round(seconds, 4), **row}
+            for row in metrics.class_rows(pred_mask, true_mask, classes, spacing)]
 
 
 def class_figures(rows: list[dict]) -> dict:

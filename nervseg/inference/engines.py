@@ -28,6 +28,7 @@ from nervseg.models.cards import ModelCard, ModelError, sha256_file
 
 log = logging.getLogger(__name__)
 ONNX_FORMAT = "nervseg-onnx-1"  # graph + fp16 external data inside the card's safetensors (nervseg.inference.export)
+INT8_FORMAT = "nervseg-onnx-int8-1"  # self-contained int8 QDQ graph (nervseg.inference.quantize)
 _threads: int | None = None  # set once at an entry point; None = the library's defaults
 
 
@@ -111,6 +112,11 @@ def onnx_available() -> bool:
 def onnx_file(card: ModelCard):
     """Where the card's ONNX graph lives: beside its weights, models/<weights stem>.onnx."""
     return card.weights_path().with_suffix(".onnx")
+
+
+def int8_file(card: ModelCard) -> Path:
+    """Where the card's int8 graph lives: beside its weights, models/<weights stem>.int8.onnx."""
+    return card.weights_path().with_suffix(".int8.onnx")
 
 
 def free_size_graph(path) -> bytes | None:
@@ -217,6 +223,46 @@ class OnnxEngine:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
+
+
+@register
+class OnnxInt8Engine(OnnxEngine):
+    """ONNX Runtime over the card's int8 graph (`nervseg.inference.quantize`): about 3x faster on CPUs
+    with VNNI, masks close to but not identical with the float graph's (the card's `int8` block says how
+    close). Chosen by name only (Live), never automatically."""
+
+    name: ClassVar[str] = "onnx-int8"
+    auto: ClassVar[bool] = False
+
+    @classmethod
+    def open(cls, card: ModelCard, device: str | None = None, free_size: bool = False) -> OnnxInt8Engine:
+        if (why := cls.problem(card, device)) is not None:
+            raise Unavailable(why)
+        path = int8_file(card)
+        graph = free_size_graph(path) if free_size else None
+        if free_size and graph is None:
+            raise Unavailable("running at another input size needs the onnx package")
+        try:
+            session = _session(path, graph=graph)
+        except Exception as e:  # noqa: BLE001 - any load failure: say why, the float graph still runs
+            raise Unavailable(f"int8 graph {path.name} cannot be loaded ({str(e).splitlines()[0][:200]})",
+                              notable=True) from None
+        return cls(card, session)
+
+    @classmethod
+    def problem(cls, card: ModelCard, device: str | None = None) -> str | None:
+        if device not in (None, "cpu"):
+            return f"the int8 engine runs on the CPU only (asked for {device})"
+        if not onnx_available():
+            return "onnxruntime is not installed"
+        path = int8_file(card)
+        if not path.is_file():
+            return f"no int8 graph {path.name} (run `python -m nervseg.inference.quantize --models {card.id}`)"
+        made_for = card.int8.get("weights_sha256")
+        if made_for != card.weights_sha256 or card.int8.get("sha256") != sha256_file(path):
+            return (f"int8 graph {path.name} does not belong to these weights (re-run "
+                    f"`python -m nervseg.inference.quantize --models {card.id}`)")
+        return None
 
 
 @register

@@ -201,6 +201,10 @@ class Segmenter:
             batch[i, 0] = self.normalisation.apply(x)
         return batch
 
+    def network_input(self, images: list[np.ndarray], preprocess: pp.Preprocess | None = None) -> np.ndarray:
+        """(N, 1, h, w) float32: the images preprocessed, resized and normalised as the network sees them."""
+        return self._batch(images, self.train_preprocess if preprocess is None else preprocess)
+
     def _forward(self, x: np.ndarray) -> np.ndarray:
         """(N, 1, h, w) input -> (N, C, h, w) float32 softmax (flip-averaged with `tta`)."""
         probs = self.engine(x)

@@ -26,6 +26,10 @@ Source = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "DICOM")
 VIDEO_FORMATS = ("MP4", "AVI", "MOV", "DICOM")
+# The file names each kind is looked for under (data folders, uploads, pairing): the one list of each.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm", ".dicom")
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".dcm", ".dicom")
 # The largest class id a mask may hold. 2 (nerve, vessel) until a dataset spec with more classes is
 # loaded: nervseg.data.datasets raises it to its largest task's, so io itself names no class.
 _max_class_id = 2

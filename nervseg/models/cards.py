@@ -117,6 +117,7 @@ class ModelCard:
     validation: dict = field(default_factory=dict)
     cross_validation: dict = field(default_factory=dict)  # out-of-fold figures with CIs (nervseg.cv.summary)
     presence: dict = field(default_factory=dict)  # calibrated presence per class (nervseg.evaluate.presence schema)
+    int8: dict = field(default_factory=dict)  # the live int8 graph and its measured agreement (nervseg.inference.quantize)
     curves: dict = field(default_factory=dict)
     command: str = ""
     notes: str = ""
