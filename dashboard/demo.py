@@ -6,17 +6,21 @@ all three. No image processing here: pixels go through nervseg.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
 from dashboard import common as ac
 from dashboard import scan
 from nervseg import metrics
+from nervseg import models as nmodels
 from nervseg.data import samples as nsamples
 from nervseg.data.datasets import TASKS
 from nervseg.display import viz
-from nervseg.evaluate import comparison, stats
+from nervseg.evaluate import comparison, typical
 from nervseg.evaluate.presence import Presence, assess
+from nervseg.inference import pool as model_pool
 from nervseg.io.readers import load_image_data, load_mask
 from nervseg.models import provenance
 from nervseg.models.cards import ModelCard
@@ -72,33 +76,36 @@ def model_picker(all_cards: list[ModelCard]) -> None:
              help="Used by Segment, Preprocessing lab and Cine; Compare uses every model of its group.")
 
 
-def sample_dice(card: ModelCard, s: nsamples.BundledSample) -> float | None:
-    """Mean Dice over the card's structures on one bundled sample, through the page's prediction cache."""
-    data = s.image.read_bytes()
-    image = load_image_data(data, s.image.name).image
-    truth = load_mask(s.mask.read_bytes(), s.mask.name)
-    if truth.shape != image.shape:
-        return None
-    pred = ac.cached_predict(card.id, ac.image_hash(data), image, ac.preprocess_dict())
-    scores = truth_scores(pred.mask, truth, pred.classes)
-    return float(np.mean([v["dice"] for v in scores.values()]))
+@functools.lru_cache(maxsize=32)
+def _default_sample_dice(model_id: str, weights_sha256: str) -> dict[str, float]:
+    card = nmodels.get_card(model_id)
+    return typical.sample_dice(model_pool.get(card), typical.shown_samples(card.classes, nsamples.bundled()))
+
+
+def default_sample_dice(card: ModelCard) -> dict[str, float]:
+    """Each shown bundled sample's Dice with the card's own preprocessing: computed once per process and
+    model (the server's warm-up does it for the opening model before the first visit)."""
+    return _default_sample_dice(card.id, card.weights_sha256)
 
 
 def hero_choice(card: ModelCard) -> tuple[nsamples.BundledSample | None, dict[str, float]]:
-    """The bundled sample Home opens with: a typical case, the one at the card's median Dice (mean over
-    its structures) on the bundled samples (`stats.lower_median_index`); and each sample's Dice."""
-    wanted = set(card.classes[1:])
-    shown = [s for s in scan.bundled_samples() if wanted <= set(s.structures)] or scan.bundled_samples()
-    dice = {}
-    for s in shown:
-        d = sample_dice(card, s)
-        if d is not None:
-            dice[s.stem] = d
-    if not dice:
-        return (shown[0] if shown else None), {}
-    stems = list(dice)
-    typical = stems[stats.lower_median_index([dice[k] for k in stems])]
-    return next(s for s in shown if s.stem == typical), dice
+    """The bundled sample Home opens with: a typical case, the one at the card's lower-median Dice (mean
+    over its structures) on the bundled samples (`nervseg.evaluate.typical`); and each sample's Dice.
+    With a Lab setting active the Dice are those of the setting (not shared between processes' visits)."""
+    shown = typical.shown_samples(card.classes, scan.bundled_samples())
+    pre = ac.current_preprocess()
+    dice = default_sample_dice(card) if pre is None else _lab_sample_dice(card.id, card.weights_sha256, ac.preprocess_dict())
+    stem = typical.typical_stem(dice)
+    return next((s for s in shown if s.stem == stem), shown[0] if shown else None), dice
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _lab_sample_dice(model_id: str, weights_sha256: str, preprocess: dict) -> dict[str, float]:
+    from nervseg.preprocess import Preprocess
+
+    card = nmodels.get_card(model_id)
+    return typical.sample_dice(ac.get_segmenter(model_id), typical.shown_samples(card.classes, nsamples.bundled()),
+                               Preprocess.from_dict(preprocess))
 
 
 def hero_sample(card: ModelCard) -> nsamples.BundledSample | None:

@@ -61,8 +61,8 @@ def _skip_repl_check() -> None:
 
 
 def warm_up(group: list, others: list, pause_s: float = 10.0) -> None:
-    """What the first visitor's pages need, in the order they need it: the opening model (Home's result),
-    the gallery thumbnails and the shared-data sample list, the rest of its group (Compare) and one plotly
+    """What the first visitor's pages need, in the order they need it: the opening model and its Dice on
+    each bundled sample (Home's typical case), the gallery thumbnails and the shared-data sample list, the rest of its group (Compare) and one plotly
     figure (plotly loads its validators on the first); then, after `pause_s` so as not to compete
     with the first pages for the CPU, the other groups' models."""
     import numpy as np
@@ -73,6 +73,10 @@ def warm_up(group: list, others: list, pause_s: float = 10.0) -> None:
 
     model_pool.warm_now(group[:1])
     try:
+        if group:
+            from dashboard import demo
+
+            demo.default_sample_dice(group[0])  # Home's typical case: the opening model on every bundled sample
         for s in samples.bundled():
             samples.thumbnail_png(s.stem)
         samples.local_samples()
