@@ -108,8 +108,9 @@ def get_segmenter(model_id: str) -> Segmenter:
 def int8_agreement(card) -> str:
     """The int8 graph's measured closeness to the full model, in words, from the card's `int8` block."""
     v = card.int8.get("validation", {})
-    parts = [f"{cls} Dice {r['int8_dice_mean']:.3f} (full model {r['full_dice_mean']:.3f}), masks agree "
-             f"{r['agreement_dice_mean']:.3f}" for cls, r in v.get("per_class", {}).items()]
+    parts = [f"{cls} Dice {fmt(r.get('int8_dice_mean'))} (full model {fmt(r.get('full_dice_mean'))}), masks agree "
+             f"{fmt(r.get('agreement_dice_mean'))}, largest loss on one image {fmt(r.get('int8_worst_image_dice_loss'))}"
+             for cls, r in v.get("per_class", {}).items()]
     if not parts:
         return "Not measured against the full model."
     return f"Measured on the card's {v.get('n_images', '?')} validation images: " + "; ".join(parts) + "."

@@ -7,6 +7,8 @@ all three. No image processing here: pixels go through nervseg.
 from __future__ import annotations
 
 import functools
+import threading
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -77,15 +79,19 @@ def model_picker(all_cards: list[ModelCard]) -> None:
 
 
 @functools.lru_cache(maxsize=32)
-def _default_sample_dice(model_id: str, weights_sha256: str) -> dict[str, float]:
-    card = nmodels.get_card(model_id)
+def _default_sample_dice(model_id: str, weights_sha256: str, models_dir: str) -> dict[str, float]:
+    card = nmodels.get_card(model_id, Path(models_dir))
     return typical.sample_dice(model_pool.get(card), typical.shown_samples(card.classes, nsamples.bundled()))
+
+
+_TYPICAL_LOCK = threading.Lock()  # a visitor arriving during the warm-up waits for it instead of redoing it
 
 
 def default_sample_dice(card: ModelCard) -> dict[str, float]:
     """Each shown bundled sample's Dice with the card's own preprocessing: computed once per process and
     model (the server's warm-up does it for the opening model before the first visit)."""
-    return _default_sample_dice(card.id, card.weights_sha256)
+    with _TYPICAL_LOCK:
+        return _default_sample_dice(card.id, card.weights_sha256, str(card.weights_path().parent))
 
 
 def hero_choice(card: ModelCard) -> tuple[nsamples.BundledSample | None, dict[str, float]]:

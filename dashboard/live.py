@@ -18,6 +18,7 @@ from nervseg.live.processor import FrameProcessor, LiveSettings, live_sizes
 from nervseg.live.region import Crop
 from nervseg.live.session import LiveSession
 from nervseg.live.stream import OverlayTrack
+from nervseg.models.cards import ModelError
 
 LIVE_KEY = "live_session"  # ((model id, weights sha256, live size or None, engine or None), the session's LiveSession)
 TRACK_KEY = "live_track"  # (source label, OverlayTrack) of the stream being shown
@@ -33,6 +34,18 @@ def _live_segmenter(model_id: str, weights_sha256: str, size: int | None, engine
     """The card's model at a smaller square input size and/or on another engine (shared by every session;
     the card's own size on the default engine is the pool's)."""
     return Segmenter(ac.card_by_id(model_id), engine=engine, input_size=(size, size) if size else None)
+
+
+def _segmenter(card, size: int | None, engine: str | None) -> Segmenter:
+    """The pool's model for the card's own size on the default engine, else a live one (cached)."""
+    if size is None and engine is None:
+        return ac.get_segmenter(card.id)
+    return _live_segmenter(card.id, card.weights_sha256, size, engine)
+
+
+def is_fast(session: LiveSession) -> bool:
+    """Whether the session runs an 8-bit graph."""
+    return session.processor.segmenter.engine_name == FAST_ENGINE
 
 
 def fast_problem(card) -> str | None:
@@ -58,10 +71,17 @@ def live_session(card, size: int | None = None, fast: bool = False) -> LiveSessi
     held = st.session_state.get(LIVE_KEY)
     if held and held[0] == key:
         return held[1]
-    if own and engine is None:
-        seg = ac.get_segmenter(card.id)
-    else:
-        seg = _live_segmenter(card.id, card.weights_sha256, None if own else size, engine)
+    try:
+        seg = _segmenter(card, None if own else size, engine)
+    except ModelError as e:  # e.g. an 8-bit graph that does not load here: the full model still runs
+        if engine is None:
+            raise
+        st.warning(f"The fast 8-bit model cannot run here, so Live uses the full model: {ac.md_escape(str(e))}",
+                   icon=":material/warning:")
+        key = key[:-1] + (None,)
+        if held and held[0] == key:
+            return held[1]
+        seg = _segmenter(card, None if own else size, None)
     if held:
         held[1].use(FrameProcessor(seg))
         session = held[1]

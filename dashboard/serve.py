@@ -77,6 +77,9 @@ def warm_up(group: list, others: list, pause_s: float = 10.0) -> None:
             from dashboard import demo
 
             demo.default_sample_dice(group[0])  # Home's typical case: the opening model on every bundled sample
+    except Exception as e:  # noqa: BLE001 - warm-up only; Home computes it (and shows any problem) itself
+        log.warning("typical-case warm-up failed: %s", e)
+    try:
         for s in samples.bundled():
             samples.thumbnail_png(s.stem)
         samples.local_samples()

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard import live_browser as lb  # noqa: E402
+from nervseg.inference import engines  # noqa: E402
 from nervseg.models import cards as ncards  # noqa: E402
 
 
@@ -57,7 +58,7 @@ def one_model_folder(card, folder: Path) -> Path:
     ONNX Runtime refuses for external weights read from a graph given as bytes, the smaller live sizes)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = card.weights_path()
-    for p in {weights, weights.with_suffix(".onnx"), weights.with_suffix(".int8.onnx"), weights.parent / f"{card.id}.json"}:
+    for p in {weights, engines.onnx_file(card), engines.int8_file(card), weights.parent / f"{card.id}.json"}:
         if p.exists():
             shutil.copy2(p, folder / p.name)
     return folder
@@ -88,8 +89,6 @@ def size_steps(card, size: int | None) -> int:
 
 def live_engine(card, full: bool) -> str:
     """The engine Live runs the card on: its 8-bit graph unless `full` or the card has none."""
-    from nervseg.inference import engines
-
     return "onnx" if full or engines.problem("onnx-int8", card) else "onnx-int8"
 
 

@@ -169,3 +169,31 @@ def test_many_large_pairs_are_refused_on_metrics_before_decoding(models, monkeyp
     at.file_uploader(key="metrics_batch").set_value([("pairs.zip", data, "application/zip")]).run()
     assert_clean(at)
     assert any("the batch is too large" in e for e in errors(at)), errors(at)
+
+
+def test_live_falls_back_to_the_full_model_when_the_8bit_graph_does_not_load(models):
+    """An int8 graph that passes its card's digest check but that ONNX Runtime cannot load (damaged in a way
+    the card cannot see, or made by a newer quantizer): Live says so and runs the full model."""
+    import hashlib
+    import json
+
+    from dashboard import live
+
+    graph = models / "random-unet.int8.onnx"
+    graph.write_bytes(b"not an onnx graph")
+    card_path = models / "random-unet.json"
+    card = json.loads(card_path.read_text())
+    card["int8"] = {"file": graph.name, "sha256": hashlib.sha256(graph.read_bytes()).hexdigest(),
+                    "weights_sha256": card["weights_sha256"]}
+    card_path.write_text(json.dumps(card))
+    at = run_app("views/live.py", model_id="random-unet")
+    assert_clean(at)
+    assert at.toggle(key="live_fast_random-unet").value is True
+    warned = [w.value for w in at.warning if "cannot run here" in w.value]
+    assert warned and "random-unet.int8.onnx" in warned[0], [w.value for w in at.warning]
+    key, session = at.session_state[live.LIVE_KEY]
+    assert key[-1] is None and not live.is_fast(session)
+    at.run()  # a rerun keeps the same session and says it again
+    assert_clean(at)
+    assert at.session_state[live.LIVE_KEY][1] is session
+    assert any("cannot run here" in w.value for w in at.warning)

@@ -92,7 +92,7 @@ def readout() -> None:
     if s.frame_size:
         crop = live.current_crop()
         st.caption(f"Incoming {s.frame_size[0]}x{s.frame_size[1]} · {card.name} at {size} px"
-                   + (" (8-bit)" if fast and fast_why is None else "") + " · region: "
+                   + (" (8-bit)" if live.is_fast(session) else "") + " · region: "
                    + (crop.as_text() if crop else "the whole frame")
                    + (f" · recording {session.recorder.seconds:.0f} s of at most {session.recorder.max_seconds:.0f} s"
                       + (" (full)" if session.recorder.full else "") if session.recorder.active else ""))

@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard import common as ac
 from dashboard import demo
 from nervseg.display import viz
+from nervseg.inference import engines
 from nervseg.models import provenance
 from nervseg.models.cards import ARCHITECTURES
 from nervseg.preprocess import Preprocess
@@ -87,7 +88,9 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                 st.caption("Per-image mean ± sd on the card's validation images; HD95 in pixels.")
             if c.int8:
                 st.markdown("**8-bit model for Live**")
-                st.caption(ac.int8_agreement(c) + f" Made by `{c.int8.get('command', '')}`.")
+                why = engines.problem("onnx-int8", c)
+                st.caption((f"Not usable now: {ac.md_escape(why)}. Figures of the graph it was made as: " if why else "")
+                           + ac.int8_agreement(c) + f" Made by `{c.int8.get('command', '')}`.")
             extra = {k: v for k, v in c.validation.items() if k != "per_class"}
             with st.popover("All validation figures (JSON)"):
                 st.json({"per_class": per_class, **extra}, expanded=False)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nervseg import data_root
-from nervseg.io.readers import IMAGE_SUFFIXES, MASK_SUFFIXES, allow_class_ids  # noqa: F401 - pairing reads them here
+from nervseg.io.readers import IMAGE_SUFFIXES, MASK_SUFFIXES, allow_class_ids
 
 SPEC_FILE = Path(__file__).with_name("datasets.json")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_SUFFIXES, Pair, mask_names_image  # noqa: F401
+from nervseg.data.datasets import Pair
+from nervseg.io.readers import IMAGE_SUFFIXES, MASK_SUFFIXES
 
 
 def _mask_for(stem: str, folders: list[Path]) -> Path | None:

@@ -19,9 +19,17 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from nervseg import metrics
-from nervseg.data.datasets import IMAGE_SUFFIXES, MASK_MARK, MASK_SUFFIXES, mask_names_image
+from nervseg.data.datasets import MASK_MARK, mask_names_image
 from nervseg.io.limits import safe_name
-from nervseg.io.readers import InputError, check_pair, image_size, load_image_data, load_mask
+from nervseg.io.readers import (
+    IMAGE_SUFFIXES,
+    MASK_SUFFIXES,
+    InputError,
+    check_pair,
+    image_size,
+    load_image_data,
+    load_mask,
+)
 
 
 @dataclass(frozen=True)
@@ -281,8 +289,10 @@ def score_rows(model_id: str, image_name: str, pred_mask: np.ndarray, true_mask:
     `absent` marks a class in neither the mask nor the prediction: its Dice of 1 (the empty-mask
     rule) says nothing about the model, so `summarise(..., skip_absent=True)` leaves such rows out.
     """
-    return [{"model": model_id, "image": image_name, "seconds": round(seconds, 4), **row}
-            for row in metrics.class_rows(pred_mask, true_mask, classes, spacing)]
+    return [{"model": model_id, "image": image_name, "class": r["class"], "truth_empty": r["truth_empty"],
+             "absent": r["absent"], "seconds": round(seconds, 4),
+             **{k: r[k] for k in (*metrics.METRIC_KEYS, "tp", "fp", "fn", "tn")}}  # the CSV's columns, in their order
+            for r in metrics.class_rows(pred_mask, true_mask, classes, spacing)]
 
 
 def class_figures(rows: list[dict]) -> dict:

@@ -15,6 +15,7 @@ entry point (`nervseg.inference.segmenter.configure_threads`), and read when an 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -117,6 +118,18 @@ def onnx_file(card: ModelCard):
 def int8_file(card: ModelCard) -> Path:
     """Where the card's int8 graph lives: beside its weights, models/<weights stem>.int8.onnx."""
     return card.weights_path().with_suffix(".int8.onnx")
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, remembered while its size and modification time stay the same (pages ask on
+    every rerun; hashing a 9 MB graph each time costs ~50 ms)."""
+    st = path.stat()
+    return _digest_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_of(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_file(Path(path))
 
 
 def free_size_graph(path) -> bytes | None:
@@ -259,7 +272,7 @@ class OnnxInt8Engine(OnnxEngine):
         if not path.is_file():
             return f"no int8 graph {path.name} (run `python -m nervseg.inference.quantize --models {card.id}`)"
         made_for = card.int8.get("weights_sha256")
-        if made_for != card.weights_sha256 or card.int8.get("sha256") != sha256_file(path):
+        if made_for != card.weights_sha256 or card.int8.get("sha256") != _file_digest(path):
             return (f"int8 graph {path.name} does not belong to these weights (re-run "
                     f"`python -m nervseg.inference.quantize --models {card.id}`)")
         return None
