@@ -346,3 +346,16 @@ def test_sources_without_a_camera(tmp_path, monkeypatch):
     assert rgb.shape == (480, 640, 3)
     box = synthetic.IMAGE_BOX
     assert rgb[box.slices()].std() > 10 and rgb[100:400, 10:100].std() < 5  # a scan inside a still border
+
+
+@pytest.mark.parametrize("shape", [(480, 640, 3), (481, 641, 3)])
+def test_outgoing_frames_keep_the_overlay_colours(shape, rng):
+    """The RGB -> yuv420p conversion for the encoder (OpenCV, odd sizes through PyAV) keeps the picture."""
+    from nervseg.live.stream import to_video_frame
+
+    rgb = np.zeros(shape, np.uint8)
+    rgb[..., 0] = 200  # a red block on grey noise, like an overlay on a scan
+    rgb[100:, :, :] = rng.integers(20, 120, (shape[0] - 100, shape[1], 1), dtype=np.uint8)
+    back = to_video_frame(rgb).to_ndarray(format="rgb24").astype(int)
+    assert back.shape == shape
+    assert np.abs(back - rgb).mean() < 3  # 4:2:0 chroma subsampling blurs colour edges only
