@@ -115,3 +115,19 @@ def test_status_counts_and_eta(tmp_path):
     total = sum(j.estimate_minutes for j in jobs)
     assert lines[0].startswith(f"done 0 / running 0 / left {len(jobs)} of {len(jobs)}")
     assert f"ETA {total / 2 / 60:.1f} h" in lines[0]
+
+
+def test_runner_with_tasks_starts_only_their_jobs_and_their_needs_count_from_the_whole_plan(tmp_path, capsys):
+    """A machine holding one task's data (a lent GPU with usgra only): that task's jobs run, their needs
+    (the other task's finals, finished elsewhere) are read from the log of the whole plan."""
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    paths = q.QueuePaths(tmp_path)
+    keep = lambda job, paths: None  # noqa: E731
+    q.Runner(jobs, workers=2, paths=paths, command_of=_fake_command, keep=keep, tasks=frozenset({"next"})).run()
+    assert "started" not in capsys.readouterr().out  # "next" needs base's finals: nothing is ready yet
+    q.Runner(jobs, workers=2, paths=paths, command_of=_fake_command, keep=keep, tasks=frozenset({"base"})).run()
+    base = {j.id for j in jobs if j.task == "base"}
+    assert q.finished(jobs, paths) == base
+    q.Runner(jobs, workers=2, paths=paths, command_of=_fake_command, keep=keep, tasks=frozenset({"next"})).run()
+    assert q.finished(jobs, paths) == {j.id for j in jobs}
+    assert all(r["machine"] == q.machine() for r in q.read_log(paths))

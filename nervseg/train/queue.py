@@ -205,15 +205,18 @@ def keep_outputs(job: Job, paths: QueuePaths = HERE) -> None:
 
 
 def machine() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cores"
+    """What ran the job, for jobs.csv: CPU time means the budget only where no GPU was there."""
+    gpu = ", GPU" if Path("/dev/nvidia0").exists() else ""
+    return f"{platform.machine()} {os.cpu_count()} cores{gpu}"
 
 
 class Runner:
     """Starts jobs while slots are free; records each finished job's CPU time from the kernel (wait4)."""
 
     def __init__(self, jobs: list[Job], workers: int = 2, deadline: float | None = None, paths: QueuePaths = HERE,
-                 command_of=command, keep=keep_outputs):
+                 command_of=command, keep=keep_outputs, tasks: frozenset[str] | None = None):
         self.jobs, self.workers, self.deadline, self.paths = jobs, workers, deadline, paths
+        self.tasks = tasks  # start only jobs of these tasks (e.g. the one whose data a lent machine holds)
         self.command_of, self.keep = command_of, keep
         # the Popen objects stay referenced while their jobs run: a dropped one is polled (and its exit
         # reaped) by the next Popen call, and wait4 would never see that job end
@@ -252,7 +255,7 @@ class Runner:
             busy = {j.id for j, _, _ in self.running.values()} | failed
             log = read_log(self.paths)
             while len(self.running) < self.workers and not (self.work / "stop").exists():
-                job = next_ready(self.jobs, done, busy)
+                job = next_ready([j for j in self.jobs if self.tasks is None or j.task in self.tasks], done, busy)
                 if job is None or not self._fits(job, log):
                     break
                 self._start(job)
@@ -343,6 +346,7 @@ def main(argv=None) -> None:
     r.add_argument("--hours", type=float, default=0.0, help="start no job that would not finish within this many hours")
     r.add_argument("--until", default="", help="start no job that would not finish by this time (HH:MM, local)")
     r.add_argument("--foreground", action="store_true", help="run here instead of in the background")
+    r.add_argument("--tasks", nargs="*", help="start only these tasks' jobs (e.g. on a machine holding only their data)")
     sub.add_parser("status")
     s = sub.add_parser("stop", help="start no new job; --now also ends the running ones (they resume next time)")
     s.add_argument("--now", action="store_true")
@@ -363,13 +367,14 @@ def main(argv=None) -> None:
         raise SystemExit(f"a runner is already working (pid {runner_alive()}): `stop`, wait for it, then `run` again")
     elif args.foreground:
         (HERE.work / "stop").unlink(missing_ok=True)
-        Runner(jobs, args.workers, deadline_of(args.until, args.hours)).run()
+        Runner(jobs, args.workers, deadline_of(args.until, args.hours),
+               tasks=frozenset(args.tasks) if args.tasks else None).run()
     else:
         HERE.work.mkdir(parents=True, exist_ok=True)
         (HERE.work / "stop").unlink(missing_ok=True)
         deadline = deadline_of(args.until, args.hours)
         cmd = [sys.executable, "-m", "nervseg.train.queue", "run", "--foreground", "--workers", str(args.workers),
-               "--hours", str((deadline - time.time()) / 3600 if deadline else 0)]
+               "--hours", str((deadline - time.time()) / 3600 if deadline else 0), *(["--tasks", *args.tasks] if args.tasks else [])]
         with open(HERE.work / "runner.log", "a") as log:
             proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
