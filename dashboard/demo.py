@@ -7,6 +7,7 @@ all three. No image processing here: pixels go through nervseg.
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from nervseg.inference import pool as model_pool
 from nervseg.io.readers import load_image_data, load_mask
 from nervseg.models import provenance
 from nervseg.models.cards import ModelCard
+from nervseg.preprocess import Preprocess
 
 # ---------------------------------------------------------------- model picker
 
@@ -79,39 +81,31 @@ def model_picker(all_cards: list[ModelCard]) -> None:
 
 
 @functools.lru_cache(maxsize=32)
-def _default_sample_dice(model_id: str, weights_sha256: str, models_dir: str) -> dict[str, float]:
+def _sample_dice(model_id: str, weights_sha256: str, models_dir: str, preprocess_json: str) -> dict[str, float]:
     card = nmodels.get_card(model_id, Path(models_dir))
-    return typical.sample_dice(model_pool.get(card), typical.shown_samples(card.classes, nsamples.bundled()))
+    pre = Preprocess.from_dict(json.loads(preprocess_json)) if preprocess_json else None
+    return typical.sample_dice(model_pool.get(card), typical.shown_samples(card.classes, nsamples.bundled()), pre)
 
 
 _TYPICAL_LOCK = threading.Lock()  # a visitor arriving during the warm-up waits for it instead of redoing it
 
 
-def default_sample_dice(card: ModelCard) -> dict[str, float]:
-    """Each shown bundled sample's Dice with the card's own preprocessing: computed once per process and
-    model (the server's warm-up does it for the opening model before the first visit)."""
+def default_sample_dice(card: ModelCard, preprocess: dict | None = None) -> dict[str, float]:
+    """Each shown bundled sample's Dice with the card's own preprocessing (or a Lab setting's): computed
+    once per process, model and setting (the server's warm-up does the opening model's before the first visit)."""
+    key = json.dumps(preprocess, sort_keys=True) if preprocess else ""
     with _TYPICAL_LOCK:
-        return _default_sample_dice(card.id, card.weights_sha256, str(card.weights_path().parent))
+        return _sample_dice(card.id, card.weights_sha256, str(card.weights_path().parent), key)
 
 
 def hero_choice(card: ModelCard) -> tuple[nsamples.BundledSample | None, dict[str, float]]:
     """The bundled sample Home opens with: a typical case, the one at the card's lower-median Dice (mean
-    over its structures) on the bundled samples (`nervseg.evaluate.typical`); and each sample's Dice.
-    With a Lab setting active the Dice are those of the setting (not shared between processes' visits)."""
+    over its structures) on the bundled samples (`nervseg.evaluate.typical`); and each sample's Dice
+    (with the Lab's setting when one is active)."""
     shown = typical.shown_samples(card.classes, scan.bundled_samples())
-    pre = ac.current_preprocess()
-    dice = default_sample_dice(card) if pre is None else _lab_sample_dice(card.id, card.weights_sha256, ac.preprocess_dict())
+    dice = default_sample_dice(card, ac.preprocess_dict())
     stem = typical.typical_stem(dice)
     return next((s for s in shown if s.stem == stem), shown[0] if shown else None), dice
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _lab_sample_dice(model_id: str, weights_sha256: str, preprocess: dict) -> dict[str, float]:
-    from nervseg.preprocess import Preprocess
-
-    card = nmodels.get_card(model_id)
-    return typical.sample_dice(ac.get_segmenter(model_id), typical.shown_samples(card.classes, nsamples.bundled()),
-                               Preprocess.from_dict(preprocess))
 
 
 def hero_sample(card: ModelCard) -> nsamples.BundledSample | None:

@@ -42,9 +42,9 @@ def test_the_servers_warm_up_computes_homes_choice_before_the_first_visit(shippe
     if not samples.bundled():
         pytest.skip("no bundled samples in sample_images/")
     card = provenance.default_card(shipped_cards)
-    demo._default_sample_dice.cache_clear()
+    demo._sample_dice.cache_clear()
     serve.warm_up([card], [], pause_s=0)
-    assert demo._default_sample_dice.cache_info().currsize == 1
-    before = demo._default_sample_dice.cache_info().hits
+    assert demo._sample_dice.cache_info().currsize == 1
+    before = demo._sample_dice.cache_info().hits
     dice = demo.default_sample_dice(card)
-    assert demo._default_sample_dice.cache_info().hits == before + 1 and len(dice) >= 3
+    assert demo._sample_dice.cache_info().hits == before + 1 and len(dice) >= 3
