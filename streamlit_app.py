@@ -34,9 +34,10 @@ def sidebar() -> None:
             demo.model_picker(cards)
             card = ac.current_card()
             if card is not None:
-                dice = card.validation_dice("nerve")
+                dice = card.quality_dice("nerve")
+                where = "cross-validated" if card.cv_dice("nerve") is not None else "validation"
                 st.caption(f"**{card.name}** · classes: {', '.join(card.classes[1:])}"
-                           + (f" · validation nerve Dice {dice:.3f}" if dice is not None else ""))
+                           + (f" · {where} nerve Dice {dice:.3f}" if dice is not None else ""))
                 st.page_link("views/models.py", label="Model card", icon=":material/description:")
             st.markdown(f"**Preprocessing:** {ac.preprocess_summary(card)}")
             if ac.current_preprocess() is not None:

@@ -113,7 +113,8 @@ def int8_agreement(card) -> str:
              for cls, r in v.get("per_class", {}).items()]
     if not parts:
         return "Not measured against the full model."
-    return f"Measured on the card's {v.get('n_images', '?')} validation images: " + "; ".join(parts) + "."
+    on = str(v.get("on", "the card's validation images")).removesuffix(", at the card's input size")
+    return f"Measured on {v.get('n_images', '?')} images ({on}): " + "; ".join(parts) + "."
 
 
 def default_model_id(all_cards: list[ModelCard]) -> str | None:

@@ -182,13 +182,15 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
         st.caption("Presence **not calibrated** for this model: 'found' means pixels are marked; no confidence "
                    "figure is shown until the model card carries a calibrated presence probability.")
     for p in found:
-        verdict = "found" if p.found else "not found"
+        verdict = "found" if p.found else "doubtful" if p.marked else "not found"
         if p.calibrated:
             b = block.get(p.name, {})
             delta = f"{p.probability:.0%} likely"
             hlp = (f"Calibrated probability that a {p.name} is in the image ({b.get('method', 'calibration')}, "
                    f"measured on {b.get('measured_on', 'held-out data')}); found when it reaches "
-                   f"{float(b.get('threshold', 0.5)):.0%}.")
+                   f"{float(b.get('threshold', 0.5)):.0%}."
+                   + (" The model marked pixels anyway; they are drawn, but it is probably not there."
+                      if p.marked and not p.found else ""))
         else:
             delta = None
             hlp = (f"'found' means the mask marks {p.name} pixels. This model's card has no calibrated presence "
@@ -252,6 +254,13 @@ def architecture_verdict(task: str) -> None:
         st.markdown(" ".join(c.verdicts()))
         st.caption(f"Figures: {c.source}. Per-image Dice, paired on the same images; 95% CIs by bootstrap over "
                    "groups (kaggle-bp subjects, usgra images).")
+
+
+def how_measured(task: str) -> str:
+    """'<dataset>: <where its figures come from>.' for the caption under a table of them."""
+    c = task_comparison(task)
+    label = TASKS[task].display if task in TASKS else task
+    return f"{label}: {c.how_measured() if c else 'the held-out figures recorded in each model card'}."
 
 
 def dice_with_ci(task: str, model_id: str, cls: str, fallback: float | None) -> str:

@@ -24,13 +24,15 @@ TIE_FLIPS_PER = 100_000  # a mask may differ from its record by 1 pixel in this 
 
 
 def validation_images(card, root: Path) -> list[Path]:
-    """PER_MODEL validation images at native resolution: Kaggle subject-2 TIFFs, usgra val stems."""
+    """PER_MODEL images at native resolution: Kaggle subject-2 TIFFs, usgra's seeded validation side."""
     if card.task == "kaggle-bp":
         folder = root / "kaggle-bp" / "fullres"
         frames = sorted((p for p in folder.glob("2_*.tif") if not p.stem.endswith("_mask")),
                         key=lambda p: int(p.stem.split("_")[1]))
         return frames[:PER_MODEL]
-    stems = card.data.get("split", {}).get("val_stems", [])
+    from nervseg.data.splits import split_task
+
+    stems = [p.stem for p in split_task(card.task, root).val]  # the shipped cards' val_stems; a final model has none
     step = max(1, len(stems) // PER_MODEL)
     return [root / "usgra-seg" / "images" / f"{s}.png" for s in stems[1::step][:PER_MODEL]]  # 512x512, 761x632 (2), 534x512
 

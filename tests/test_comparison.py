@@ -59,6 +59,28 @@ def test_plain_verdicts_and_source_carry_no_statistics_words(tmp_path):
     _write(tmp_path / "heldout", "t", pairs[:1], "5-fold CV")
     c = comparison.load("t", tmp_path)
     assert c.plain_verdicts() == ["Nerves: no clear difference between U-Net and DenseNet."]
-    assert c.plain_source == "measured by 5-fold CV"
+    assert c.plain_source == "measured by 5-fold CV"  # a summary without k: the source as written
     for text in c.plain_verdicts() + [c.plain_source]:
         assert "CI" not in text and "pairwise" not in text
+
+
+def test_cv_figures_say_how_each_scan_was_held_out(tmp_path):
+    _write(tmp_path, "t", [], "out-of-fold predictions of grouped cross-validation")
+    summary = json.loads((tmp_path / "t-cv-summary.json").read_text())
+    summary["models"]["t-unet"]["cross_validation"].update(
+        k=5, grouping="by subject (the number before the underscore); 5 folds balanced by image count")
+    (tmp_path / "t-cv-summary.json").write_text(json.dumps(summary))
+    c = comparison.load("t", tmp_path)
+    assert not c.demonstration
+    assert c.plain_source == ("measured on every scan by a model trained without it (5-fold cross-validation, "
+                              "by subject (the number before the underscore))")
+    assert c.how_measured().startswith("5-fold cross-validation (by subject (the number before the underscore)): "
+                                       "every image scored by the fold model that did not train on it")
+
+
+def test_the_demonstration_says_how_many_images_have_a_near_duplicate_in_training():
+    c = comparison.load("usgra", comparison.SPLITS_DIR)
+    if not c.demonstration:  # usgra's cross-validation has been promoted: nothing to warn about
+        assert "cross-validation" in c.how_measured()
+        return
+    assert "11 of those 41 images have a near-duplicate" in c.how_measured()

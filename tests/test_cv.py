@@ -284,3 +284,84 @@ def test_near_duplicate_split_separates_images_whose_twin_trained():
     out = cv_summary.near_duplicate_split(rows, train_stems={"a2"}, groups=groups)["nerve"]  # only a's twin trained
     assert out["n_with_twin_in_training"] == 1 and out["dice_with_twin"] == pytest.approx(0.9)
     assert out["n_without"] == 2 and out["dice_without"] == pytest.approx(0.4)
+
+
+def test_promote_ships_complete_cv_final_models_or_changes_nothing(tmp_path, monkeypatch):
+    """nervseg.cv.promote: summary files, card blocks, final models over the shipped ones, the replaced
+    models' demonstration figures and int8 graphs gone; an incomplete CV or a missing final model changes nothing."""
+    from nervseg.cv.promote import promote
+    from nervseg.inference.export import export_card
+
+    rng = np.random.default_rng(0)
+    cv_root, nxt, shipped, splits, heldout = (tmp_path / d for d in ("cv", "next", "models", "splits", "heldout"))
+    ff = fl.FoldFile("usgra", 5, "rule", [], {f"{g:02d}{i}": f"g{g}" for g in range(20) for i in range(4)},
+                     [[f"{g:02d}{i}" for g in range(20) if g % 5 == f for i in range(4)] for f in range(5)])
+    ff.save(splits / "usgra-folds.json")
+    monkeypatch.setattr(fl, "SPLITS_DIR", splits)
+    recipe = {"epochs": 64, "loss": "image-dice-ce", "out": "models/next", "fold": None}
+    nxt.mkdir()
+    for arch in ("unet", "densenet"):
+        rows = _rows(arch, 0.0, rng)
+        for k in range(5):  # the queue's tracked layout: fold<K>.csv and the fold's card
+            cv.write_rows([r for r in rows if r["fold"] == k], cv_root / "usgra" / arch / f"fold{k}.csv")
+            (cv_root / "usgra" / arch / f"fold{k}.json").write_text(json.dumps({"recipe": {**recipe, "fold": k}}))
+        card = make_random_card(nxt, arch, model_id=f"usgra-{arch}")
+        export_card(card)
+        d = json.loads((nxt / f"usgra-{arch}.json").read_text())
+        (nxt / f"usgra-{arch}.json").write_text(json.dumps({**d, "recipe": recipe}))
+        shipped.mkdir(exist_ok=True)
+        (shipped / f"usgra-{arch}.json").write_text(json.dumps({"id": f"usgra-{arch}", "old": 1}))
+        (shipped / f"usgra-{arch}.int8.onnx").write_bytes(b"old graph")
+    heldout.mkdir()
+    (heldout / "usgra-paired.json").write_text("{}")
+    (heldout / "kaggle-bp-paired.json").write_text("{}")
+    kwargs = dict(cv_root=cv_root, next_dir=nxt, models_dir=shipped, splits_dir=splits, heldout_dir=heldout,
+                  quantize=False)
+
+    (cv_root / "usgra" / "densenet" / "fold4.csv").rename(tmp_path / "fold4.csv")  # one fold still to run
+    with pytest.raises(cv_summary.SummaryError, match="not a complete"):
+        promote("usgra", **kwargs)
+    (tmp_path / "fold4.csv").rename(cv_root / "usgra" / "densenet" / "fold4.csv")
+    (cv_root / "usgra" / "unet" / "fold3.json").write_text(json.dumps({"recipe": {**recipe, "epochs": 50}}))
+    with pytest.raises(cv_summary.SummaryError, match=r"differ in \['epochs'\]"):  # every tracked fold card is checked
+        promote("usgra", **kwargs)
+    (cv_root / "usgra" / "unet" / "fold3.json").write_text(json.dumps({"recipe": {**recipe, "fold": 3}}))
+    weights = nxt / json.loads((nxt / "usgra-unet.json").read_text())["weights_file"]
+    weights.rename(tmp_path / "w")
+    with pytest.raises(cv_summary.SummaryError, match="incomplete"):
+        promote("usgra", **kwargs)
+    assert json.loads((shipped / "usgra-unet.json").read_text()) == {"id": "usgra-unet", "old": 1}  # untouched
+    assert not json.loads((nxt / "usgra-densenet.json").read_text())["cross_validation"]
+    (tmp_path / "w").rename(weights)
+
+    assert promote("usgra", **kwargs) == ["usgra-densenet", "usgra-unet"]
+    for arch in ("unet", "densenet"):
+        card = json.loads((shipped / f"usgra-{arch}.json").read_text())
+        assert card["cross_validation"]["complete"] and card["recipe"] == recipe and "vessel" in card["presence"]
+        assert (shipped / card["weights_file"]).is_file() and (shipped / f"usgra-{arch}.onnx").is_file()
+        assert not (shipped / f"usgra-{arch}.int8.onnx").exists()  # made for the replaced weights
+    assert (splits / "usgra-paired.json").is_file() and (splits / "usgra-cv-summary.json").is_file()
+    assert not (heldout / "usgra-paired.json").exists() and (heldout / "kaggle-bp-paired.json").exists()
+
+
+def test_a_final_model_trained_on_every_fold_never_trained_on_the_excluded_samples(tmp_path, monkeypatch):
+    """provenance.trained_on for cards trained from a fold file: every group outside the card's fold,
+    never the file's excluded stems (the bundled samples)."""
+    from nervseg.models import provenance
+    from nervseg.models.cards import ModelCard
+
+    ff = fl.FoldFile("kaggle-bp", 2, "by subject", ["9_9"], {"1_1": "1", "1_2": "1", "3_1": "3", "9_9": "9"},
+                     [["1_1", "1_2"], ["3_1"]])
+    ff.save(tmp_path / "kaggle-bp-folds.json")
+    monkeypatch.setattr(provenance, "SPLITS_DIR", tmp_path)
+    provenance._fold_groups.cache_clear()
+
+    def card(fold):
+        return ModelCard(id="m", name="m", architecture="unet", classes=["background", "nerve"], task="kaggle-bp",
+                         data={"split": {"split_file": "kaggle-bp-folds.json", "fold": fold, "val_stems": []}})
+
+    final, fold1 = card(None), card(1)
+    assert [provenance.trained_on(final, n) for n in ("1_1.png", "3_1.png", "1_77.tif", "9_9.png", "5_1.png")] == \
+        [True, True, True, False, False]  # a full-resolution frame goes with its subject; unknown subjects never
+    assert [provenance.trained_on(fold1, n) for n in ("1_1.png", "1_77.tif", "3_1.png")] == [True, True, False]
+    provenance._fold_groups.cache_clear()

@@ -50,8 +50,8 @@ else:
     ordered = sorted(cards, key=lambda c: (provenance.group_label(c), c.arch_display))
     rows = [{  # the group and the architecture together are the model's full name, in narrow columns
         "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
-        "nerve Dice": demo.dice_with_ci(c.task, c.id, "nerve", c.validation_dice("nerve")),
-        "vessel Dice": (demo.dice_with_ci(c.task, c.id, "vessel", c.validation_dice("vessel"))
+        "nerve Dice": demo.dice_with_ci(c.task, c.id, "nerve", c.quality_dice("nerve")),
+        "vessel Dice": (demo.dice_with_ci(c.task, c.id, "vessel", c.quality_dice("vessel"))
                                  if "vessel" in c.classes else "—"),
     } for c in ordered]
     table = pd.DataFrame(rows)
@@ -63,8 +63,8 @@ else:
     if ac.presenting():  # plain words in front, the figures one click away
         st.dataframe(pd.DataFrame([{
             "finds · learnt from": provenance.group_label(c), "architecture": c.arch_display,
-            "agreement with experts (nerve)": ac.fmt(c.validation_dice("nerve"), 2),
-            "(vessel)": ac.fmt(c.validation_dice("vessel"), 2) if "vessel" in c.classes else "—",
+            "agreement with experts (nerve)": ac.fmt(c.quality_dice("nerve"), 2),
+            "(vessel)": ac.fmt(c.quality_dice("vessel"), 2) if "vessel" in c.classes else "—",
         } for c in ordered]), hide_index=True, width="stretch")
         st.caption("Agreement: overlap of the model's marking with an expert's on scans kept out of training "
                    "(1 = identical).")
@@ -73,10 +73,9 @@ else:
     else:
         st.dataframe(table, hide_index=True, width="stretch", column_config=config)
     with st.expander("How these figures were measured") if ac.presenting() else st.container():
-        st.caption("Dice: overlap with the expert's mask on the card's held-out validation images, each on its own "
-                   "dataset: figures of different groups are not comparable. The usgra-seg figures are optimistic: 11 of "
-                   "its 41 validation images have a near-duplicate among the training images (the other 30 score nerve "
-                   "Dice 0.57-0.68); cross-validated figures are to come.")
+        st.caption("Dice: overlap with the expert's mask, each image at its own resolution; figures of different "
+                   "groups are not comparable. " + " ".join(demo.how_measured(task) for task in
+                                                            dict.fromkeys(c.task for c in ordered)))
     for task in dict.fromkeys(c.task for c in cards):
         demo.architecture_verdict(task)
 

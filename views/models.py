@@ -25,6 +25,27 @@ def validation_table(per_class: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cv_table(per_class: dict) -> pd.DataFrame:
+    """Cross-validated figures per class: mean [95% CI] and the per-fold Dice (the rest stays in the JSON)."""
+    rows = []
+    for name, v in per_class.items():
+        row = {"class": name}
+        for key, label in (("dice", "Dice"), ("sensitivity", "sensitivity"), ("precision", "precision")):
+            lo, hi = v.get(f"{key}_ci95") or (None, None)
+            row[label] = f"{ac.fmt(v.get(f'{key}_mean'))} [{ac.fmt(lo)}, {ac.fmt(hi)}]"
+        row["Dice per fold"] = " · ".join(ac.fmt(d, 2) for d in v.get("per_fold", []))
+        row["images"] = str(v.get("n_images", "—"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def presence_lines(presence: dict) -> list[str]:
+    """One line per calibrated structure: how "found" is decided and how well it did where it was fitted."""
+    return [f"**{name}:** found at a calibrated probability of {float(b.get('threshold', 0.5)):.0%} or more "
+            f"({b.get('method', '?')}; sensitivity {ac.fmt(b.get('sensitivity'), 2)}, specificity "
+            f"{ac.fmt(b.get('specificity'), 2)} on {b.get('measured_on', '?')})" for name, b in presence.items()]
+
+
 st.title("Model cards")
 cards = ac.cards()
 if not cards:
@@ -41,9 +62,9 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
         m1.metric("Architecture", c.arch_display)
         m2.metric("Parameters", f"{c.parameters / 1e6:.2f} M")
         m3.metric("Weights", f"{c.weights_bytes / 1e6:.1f} MB", help=f"{c.weights_dtype}, sha256 {c.weights_sha256[:16]}…")
-        dice = c.validation_dice("nerve")
-        m4.metric("Nerve Dice", ac.fmt(dice), help="Mean per-image Dice on the card's held-out images [95% CI]: "
-                  + demo.dice_with_ci(c.task, c.id, "nerve", dice) + " (Home says which split).")
+        dice = c.quality_dice("nerve")
+        m4.metric("Nerve Dice", ac.fmt(dice), help="Mean per-image Dice on held-out images [95% CI]: "
+                  + demo.dice_with_ci(c.task, c.id, "nerve", dice) + ". " + demo.how_measured(c.task))
         st.markdown(
             f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
             f"**Build:** {spec.description if spec else c.architecture}  \n"
@@ -62,11 +83,15 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             st.markdown(f"{data.pop('name', '–')}  \n*Licence:* {data.pop('licence', '–')}")
             split = data.pop("split", {})
             if split:
-                with st.popover("Validation split (JSON)"):
+                with st.popover("Training split (JSON)"):
                     st.json({k: v for k, v in split.items() if k != "val_stems"}, expanded=True)
             st.markdown("**Training recipe**")
             recipe = {k: v for k, v in c.training.items() if k != "earlier_stages"}
             st.markdown("  \n".join(f"**{k.replace('_', ' ')}:** {v}" for k, v in recipe.items()))
+            if c.recipe:
+                with st.popover("Common recipe of the task (JSON)"):
+                    st.caption("The same for the task's architectures, the folds and the shipped model.")
+                    st.json(c.recipe, expanded=True)
             stages = c.training.get("earlier_stages") or []
             if stages:
                 with st.popover(f"{len(stages)} earlier training stages"):
@@ -80,6 +105,21 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
             if c.curves.get("epoch"):
                 st.markdown("**Training curves**")
                 st.plotly_chart(viz.curves_figure(c.curves), width="stretch", key=f"curves_{c.id}")
+            cv = c.cross_validation
+            if cv.get("per_class"):
+                st.markdown("**Cross-validated figures per class**")
+                st.table(cv_table(cv["per_class"]).set_index("class").T.rename_axis("figure"))
+                st.caption(f"Mean per image [95% CI, bootstrap over groups]; {demo.how_measured(c.task)}"
+                           + ("" if cv.get("complete") else " Not every fold has run yet."))
+                rule = cv.get("fullres_kaggle_rule")
+                if rule:
+                    st.caption(f"Competition rule (empty prediction on an empty mask = 1) on the {rule['n_images']} "
+                               f"full-resolution frames ({rule['n_empty']} empty): {ac.fmt(rule.get('dice_mean'))} "
+                               f"as marked, {ac.fmt(rule.get('dice_gated_cross_fitted'))} with the presence check "
+                               "fitted without the frame's subject.")
+            if c.presence:
+                st.markdown("**Presence check**")
+                st.caption("  \n".join(presence_lines(c.presence)))
             per_class = c.validation.get("per_class", {})
             if per_class:
                 st.markdown("**Validation metrics per class**")

@@ -1,4 +1,4 @@
-"""python -m nervseg.cv run|summarise|apply|heldout (see nervseg.cv.run for what each does)."""
+"""python -m nervseg.cv run|summarise|apply|heldout|promote (nervseg.cv.run and nervseg.cv.promote say what each does)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nervseg.cv.run import CV_ROOT, CvRun, heldout, run_folds
 from nervseg.cv.run import __doc__ as RUN_DOC
 from nervseg.data import folds as fl
 from nervseg.data.datasets import TASKS
-from nervseg.models.cards import ARCHITECTURES, available
+from nervseg.models.cards import ARCHITECTURES, ModelError, available
 
 
 def main(argv=None) -> None:
@@ -35,6 +35,8 @@ def main(argv=None) -> None:
         p.add_argument("--cv-root", type=Path, default=None, help="default: runs/cv (heldout: runs/cv-heldout)")
         p.add_argument("--out-dir", type=Path, default=None, help="summary files (default: splits/)")
     sub.choices["apply"].add_argument("--models", type=Path, default=PROJECT_ROOT / "models")
+    pr = sub.add_parser("promote", help="a task's finished queue -> CV summary, card blocks, shipped models, int8 graphs")
+    pr.add_argument("--task", required=True, choices=TASKS)
     args = ap.parse_args(argv)
     configure_threads()
     try:
@@ -48,11 +50,15 @@ def main(argv=None) -> None:
             for arch in [a for a in ARCHITECTURES if f"{args.task}-{a}" in shipped]:  # the task's shipped models
                 print(heldout(args.task, arch, out_root=out_root))
             cv_summary.write(args.task, out_root, args.out_dir or out_root, heldout=True)
+        elif args.cmd == "promote":
+            from nervseg.cv.promote import promote
+
+            promote(args.task)
         elif args.cmd == "summarise":
             cv_summary.write(args.task, args.cv_root or CV_ROOT, args.out_dir or fl.SPLITS_DIR)
         else:
             cv_summary.apply(args.task, args.out_dir or fl.SPLITS_DIR, args.models, args.cv_root)
-    except (fl.FoldError, cv_summary.SummaryError, FileNotFoundError) as e:
+    except (fl.FoldError, cv_summary.SummaryError, FileNotFoundError, ModelError) as e:
         raise SystemExit(str(e)) from e
     except subprocess.CalledProcessError as e:
         raise SystemExit(f"fold training failed (exit {e.returncode}): {shlex.join(e.cmd)}") from e

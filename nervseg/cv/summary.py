@@ -266,8 +266,8 @@ def check_same_recipe(final: dict, fold_card: dict) -> None:
 def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None = None) -> list[Path]:
     """Copy each model's cross_validation and presence blocks into its card (other keys untouched).
 
-    Only into a final model trained with the fold models' recipe (checked against fold 0's card
-    when it is at hand under cv_root).
+    Only into a final model trained with the fold models' recipe (checked against every fold card
+    at hand under cv_root: the queue's tracked fold<K>.json, or runs/cv's fold<K>/<id>.json).
     """
     from nervseg.cv.run import CV_ROOT
 
@@ -279,8 +279,10 @@ def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None =
             raise SummaryError(f"{mid}: summary is not a complete cross-validation; not copied into cards")
         path = Path(models_dir) / f"{mid}.json"
         card = json.loads(path.read_text())
-        fold_card = Path(cv_root or CV_ROOT) / task / card.get("architecture", mid[len(task) + 1:]) / "fold0" / f"{mid}.json"
-        check_same_recipe(card, json.loads(fold_card.read_text()) if fold_card.is_file() else {})
+        base = Path(cv_root or CV_ROOT) / task / card.get("architecture", mid[len(task) + 1:])
+        fold_cards = [*sorted(base.glob("fold*.json")), *sorted(base.glob(f"fold*/{mid}.json"))]  # queue's, runs/cv's
+        for fold_card in [json.loads(p.read_text()) for p in fold_cards] or [{}]:  # {}: the recipe must exist
+            check_same_recipe(card, fold_card)
         card["cross_validation"] = {**cv, **({"fullres_kaggle_rule": e["fullres_kaggle_rule"]}
                                              if "fullres_kaggle_rule" in e else {})}
         card["presence"] = e["presence"]

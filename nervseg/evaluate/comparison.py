@@ -7,7 +7,7 @@ always labelled with where the figures come from.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nervseg import PROJECT_ROOT
@@ -27,6 +27,7 @@ class TaskComparison:
     source: str  # where the figures come from, in words
     paired: list[dict]  # nervseg.evaluate.stats paired rows: class, a, b, diff_mean, diff_ci95, p_value, verdict
     models: dict[str, dict]  # model id -> its cross_validation block
+    near_duplicates: dict[str, dict] = field(default_factory=dict)  # model id -> near_duplicate_split (held-out only)
 
     def dice_ci(self, model_id: str, cls: str) -> tuple[float, float, float] | None:
         """(mean, lo, hi) of a model's per-image Dice for a class, if measured."""
@@ -37,11 +38,41 @@ class TaskComparison:
         return float(pc["dice_mean"]), float(lo), float(hi)
 
     @property
+    def demonstration(self) -> bool:
+        return self.source.startswith("DEMONSTRATION")
+
+    def _cv(self) -> dict:
+        return next(iter(self.models.values()), {})
+
+    def _grouping(self) -> str:
+        """The fold file's grouping rule, its first clause: 'by subject (...)', 'near-duplicates together'."""
+        return str(self._cv().get("grouping", "")).split(";")[0].split(":")[0].strip()
+
+    @property
     def plain_source(self) -> str:
         """Where the figures come from, for a clinician."""
-        if self.source.startswith("DEMONSTRATION"):
+        if self.demonstration:
             return "measured on scans kept out of training; a first check, a fuller comparison is to come"
-        return f"measured by {self.source}"
+        k, grouping = self._cv().get("k"), self._grouping()
+        if not k:
+            return f"measured by {self.source}"
+        return (f"measured on every scan by a model trained without it ({k}-fold cross-validation"
+                + (f", {grouping}" if grouping else "") + ")")
+
+    def how_measured(self) -> str:
+        """Where the figures come from, in full, for the caption under a table of them."""
+        if self.demonstration:
+            text = ("the shipped models' own held-out validation images, which also chose how long they trained "
+                    "(a first check, not cross-validation)")
+            dup = next(iter(self.near_duplicates.values()), {}).get("nerve")
+            if dup:
+                n = dup["n_with_twin_in_training"]
+                text += (f"; {n} of those {n + dup['n_without']} images have a near-duplicate among the training "
+                         "images, so the figures are optimistic")
+            return text
+        k, grouping = self._cv().get("k", "?"), self._grouping()
+        return (f"{k}-fold cross-validation" + (f" ({grouping})" if grouping else "") + ": every image scored by "
+                "the fold model that did not train on it; the shipped model is the same recipe trained on all folds")
 
     def plain_verdicts(self) -> list[str]:
         """One sentence per class without statistics words: who does better, or no clear difference."""
@@ -96,7 +127,9 @@ def load(task: str, splits_dir: Path | None = None) -> TaskComparison | None:
     for folder in (base, base / "heldout"):
         paired, summary = _read(folder / f"{task}-paired.json"), _read(folder / f"{task}-cv-summary.json")
         if paired and summary:
-            models = {m: b.get("cross_validation", {}) for m, b in summary.get("models", {}).items()}
+            entries = summary.get("models", {})
+            models = {m: b.get("cross_validation", {}) for m, b in entries.items()}
             source = paired.get("source") or f"{paired.get('folds', '?')}-fold cross-validation"
-            return TaskComparison(task, source, list(paired.get("pairs", [])), models)
+            dups = {m: b["near_duplicate_split"] for m, b in entries.items() if b.get("near_duplicate_split")}
+            return TaskComparison(task, source, list(paired.get("pairs", [])), models, dups)
     return None

@@ -35,6 +35,7 @@ class Presence:
     score: float  # raw model score (max probability)
     probability: float | None  # calibrated probability, None when the card has no calibration
     found: bool  # calibrated: probability >= threshold; uncalibrated: any pixel in the mask
+    marked: bool = False  # any pixel of it in the mask (the mask is drawn whatever the presence verdict)
 
     @property
     def calibrated(self) -> bool:
@@ -56,7 +57,8 @@ def assess(probs: np.ndarray, mask: np.ndarray, classes: list[str], card_presenc
         block = (card_presence or {}).get(name)
         if block and block.get("score", SCORE) == SCORE and block.get("x"):
             p = calibrated_probability(block, score)
-            out.append(Presence(name, score, p, p >= float(block.get("threshold", 0.5))))
+            out.append(Presence(name, score, p, p >= float(block.get("threshold", 0.5)), bool((mask == c).any())))
         else:
-            out.append(Presence(name, score, None, bool((mask == c).any())))
+            marked = bool((mask == c).any())
+            out.append(Presence(name, score, None, marked, marked))
     return out

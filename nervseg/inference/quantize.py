@@ -9,7 +9,8 @@ images (the task's seeded split: never its validation images or the bundled samp
 AVX-512 VNNI its convolutions run about 3x faster than float32 (usgra-unet at 192 px, one thread:
 69 -> 23 ms), which is what lets Live keep up with a scanner's video.
 
-It is a different computation, so it is measured, not assumed: on the card's validation images each
+It is a different computation, so it is measured, not assumed: on the seeded split's validation side
+(the card's validation images; for a final model, images it trained on but never calibrated with) each
 class's Dice against the truth with both graphs (the card's validation rule: empty on empty = 1), the
 Dice between the two graphs' masks where either marks the class (agreement), and the largest loss on
 one image. The figures and the file's digests go in the card's `int8` block; the engine
@@ -106,17 +107,23 @@ def agreement(full, fast, pairs) -> dict:
             for c, r in rows.items()}
 
 
-def card_pairs(card: ModelCard, root: Path | None = None) -> tuple[list, list]:
-    """(training, validation) pairs of the card: the task's seeded split (the shipped cards' own), each
-    side kept only where the card's record of its split agrees (`provenance.trained_on`)."""
+def card_pairs(card: ModelCard, root: Path | None = None) -> tuple[list, list, str]:
+    """(calibration pairs, measurement pairs, what the measurement images are) from the task's seeded split
+    (the shipped cards' own): calibration on its training side where the card trained (`provenance.trained_on`),
+    measurement on its validation side, so the two never share an image. A final model trained on every
+    fold has trained on the validation side too, and the description says so (agreement between the two
+    graphs is what is measured there, not quality on new scans)."""
     from nervseg.data.splits import split_task
     from nervseg.models.provenance import trained_on
 
     split = split_task(card.task, root)
     if not card.data.get("split"):
-        return split.train, split.val
-    return ([p for p in split.train if trained_on(card, p.image.name)],
-            [p for p in split.val if not trained_on(card, p.image.name)])
+        return split.train, split.val, "the task's seeded validation images"
+    seen = sum(trained_on(card, p.image.name) for p in split.val)
+    on = ("the card's validation images" if not seen else
+          f"the validation side of the {card.task} seeded split, none used for calibration "
+          f"(the model trained on {seen} of these {len(split.val)})")
+    return [p for p in split.train if trained_on(card, p.image.name)], split.val, on
 
 
 def quantize_card(card: ModelCard, n_calibration: int = CALIBRATION_IMAGES, root: Path | None = None) -> dict:
@@ -125,7 +132,7 @@ def quantize_card(card: ModelCard, n_calibration: int = CALIBRATION_IMAGES, root
 
     if (why := onnx_problem(card)) is not None:
         raise ModelError(f"model {card.id}: no usable float graph to quantize ({why})")
-    train, val = card_pairs(card, root)
+    train, val, on = card_pairs(card, root)
     if not train or not val:
         raise ModelError(f"model {card.id}: no {'training' if not train else 'validation'} images of task "
                          f"{card.task!r} here (calibration needs the first, the measurement the second)")
@@ -137,11 +144,11 @@ def quantize_card(card: ModelCard, n_calibration: int = CALIBRATION_IMAGES, root
         "file": out.name,
         "sha256": sha256_file(out),
         "weights_sha256": card.weights_sha256,
-        "calibration": f"{len(inputs)} training images of the {card.task} seeded split (not its validation images)",
+        "calibration": f"{len(inputs)} training images of the {card.task} seeded split (not its validation side)",
         "command": f"python -m nervseg.inference.quantize --models {card.id}",
     }
     fast = Segmenter(card, engine="onnx-int8")
-    card.int8["validation"] = {"n_images": len(val), "on": "the card's validation images, at the card's input size",
+    card.int8["validation"] = {"n_images": len(val), "on": f"{on}, at the card's input size",
                                "per_class": agreement(full, fast, val)}
     card.save(Path(card.path))
     return card.int8

@@ -142,6 +142,18 @@ class ModelCard:
         d = v.get("dice_mean")
         return float(d) if d is not None else None
 
+    def cv_dice(self, cls: str = "nerve") -> float | None:
+        """Per-image mean out-of-fold Dice of `cls` from a complete cross-validation, if recorded."""
+        if not self.cross_validation.get("complete"):
+            return None
+        d = self.cross_validation.get("per_class", {}).get(cls, {}).get("dice_mean")
+        return float(d) if d is not None else None
+
+    def quality_dice(self, cls: str = "nerve") -> float | None:
+        """The card's headline Dice of `cls`: cross-validated when the card has it, else its held-out split's."""
+        cv = self.cv_dice(cls)
+        return cv if cv is not None else self.validation_dice(cls)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("path", None)

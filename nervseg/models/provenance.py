@@ -2,16 +2,24 @@
 
 Everything is read from the card (classes, `data` block, split lists, input size) and its task's
 dataset spec, so a new card or dataset needs no change here. The overlap check is by file name:
-the spec's `file_name` rule recognises one of its images and gives its stem; a stem not among the
-card's `val_stems`, or one whose group is among its `train_subjects`, was a training image.
+the spec's `file_name` rule recognises one of its images and gives its stem. A card trained from a
+fold file (`split_file`, `fold`) trained on every group outside its fold, never on the file's excluded
+stems (the demo samples); otherwise a stem not among the card's `val_stems`, or one whose group is
+among its `train_subjects`, was a training image.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from pathlib import Path
 
+from nervseg import PROJECT_ROOT
 from nervseg.data.datasets import TASKS, DatasetSpec
+from nervseg.data.splits import SplitError, read_folds
 from nervseg.models.cards import ModelCard
+
+SPLITS_DIR = PROJECT_ROOT / "splits"
 
 
 def finds_label(card: ModelCard) -> str:
@@ -36,10 +44,11 @@ def group_label(card: ModelCard) -> str:
 
 
 def default_card(cards: list[ModelCard]) -> ModelCard | None:
-    """The opening model: most structures found, then best validation nerve Dice, then id."""
+    """The opening model: most structures found, then best nerve Dice (cross-validated where the card
+    has it, see ModelCard.quality_dice), then id."""
     if not cards:
         return None
-    return max(cards, key=lambda c: (len(c.classes), c.validation_dice("nerve") or -1.0, c.id))
+    return max(cards, key=lambda c: (len(c.classes), c.quality_dice("nerve") or -1.0, c.id))
 
 
 def dataset_of(card: ModelCard) -> DatasetSpec | None:
@@ -57,11 +66,27 @@ def trained_on(card: ModelCard, name: str) -> bool:
     stem = ds.stem_of(name) if ds else None
     if stem is None:
         return False
+    folds = _fold_groups(Path(split["split_file"]).name) if split.get("split_file") else None
+    if folds is not None:
+        excluded, stem_fold, group_fold = folds
+        fold = stem_fold.get(stem, group_fold.get(ds.group_of(stem)))  # frames outside the main set: their group's
+        return stem not in excluded and fold is not None and fold != split.get("fold")
     if "val_stems" in split:
         return stem not in set(split["val_stems"])
     if "train_subjects" in split:
         return ds.group_of(stem) in {str(s) for s in split["train_subjects"]}
     return False
+
+
+@lru_cache(maxsize=8)
+def _fold_groups(file_name: str) -> tuple[frozenset[str], dict[str, int], dict[str, int]] | None:
+    """(excluded stems, {stem: fold}, {group: fold}) of splits/<file_name>; None when it cannot be read."""
+    try:
+        ff = read_folds(SPLITS_DIR / file_name)
+    except (OSError, SplitError, ValueError):
+        return None
+    stem_fold = {s: i for i, stems in enumerate(ff.folds) for s in stems}
+    return frozenset(ff.excluded), stem_fold, {ff.groups[s]: i for s, i in stem_fold.items()}
 
 
 def training_overlap(card: ModelCard, names: list[str]) -> list[str]:
