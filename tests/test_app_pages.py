@@ -461,15 +461,18 @@ def test_calibrated_presence_is_shown_with_what_it_was_measured_on(no_data, tmp_
     expected = assess(pred.probs, pred.mask_at(0.5), src.classes, card["presence"])
     shown = {m.label: m for m in at.metric}
     for p in expected:
-        assert shown[p.name].value == ("found" if p.found else "not found")
+        assert shown[p.name].value == ("found" if p.found else "doubtful" if p.marked else "not found")
         assert shown[p.name].delta == f"{p.probability:.0%} likely"
         assert "out-of-fold usgra-seg images" in shown[p.name].help
+        assert ("probably not there" in shown[p.name].help) == (p.marked and not p.found)
 
 
 def test_metrics_names_the_images_a_model_trained_on(no_data):
     _, sample = _bundled_with_vessel()
     card = ac.card_by_id(ac.default_model_id(no_data))
-    train_stem = next(f"{i:04d}" for i in range(300) if f"{i:04d}" not in card.data["split"]["val_stems"])
+    from nervseg.models import provenance
+
+    train_stem = next(f"{i:04d}" for i in range(300) if provenance.trained_on(card, f"{i:04d}.png"))
     for name, warned in ((f"{train_stem}.png", True), (sample.image.name, False)):
         at = run_app("views/metrics.py", model_id=card.id)
         at.multiselect(key="metrics_models").set_value([card.id]).run()
@@ -688,7 +691,7 @@ def test_live_runs_the_8bit_model_by_default_says_how_close_it_is_and_switches_o
     assert_clean(at)
     toggle = at.toggle(key=f"live_fast_{card.id}")
     assert toggle.value is True
-    assert "validation images" in toggle.help and "masks agree" in toggle.help
+    assert f"Measured on {card.int8['validation']['n_images']} images" in toggle.help and "masks agree" in toggle.help
     key, session = at.session_state[live.LIVE_KEY]
     assert key[-1] == "onnx-int8" and session.model_id == card.id
     assert session.processor.segmenter.engine_name == "onnx-int8"

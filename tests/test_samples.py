@@ -117,6 +117,7 @@ def test_bundled_samples_are_unchanged_validation_pairs_with_their_licence():
     """Every bundled pair matches its listed sha256, is a validation image of every usgra card, has a mask."""
     from nervseg.io.readers import load_image, load_mask
     from nervseg.models.cards import available
+    from nervseg.models.provenance import trained_on
 
     items = samples.bundled()
     assert 8 <= len(items) <= 12
@@ -126,7 +127,7 @@ def test_bundled_samples_are_unchanged_validation_pairs_with_their_licence():
     assert "Attribution 4.0 International" in (folder / "LICENSE").read_text()
     usgra = [c for c in available() if c.task == "usgra"]
     for card in usgra:
-        assert set(samples.bundled_stems()) <= set(card.data["split"]["val_stems"]), card.id
+        assert not any(trained_on(card, f"{s}.png") for s in samples.bundled_stems()), card.id
     for s in items:
         assert hashlib.sha256(s.image.read_bytes()).hexdigest() == s.image_sha256
         assert s.licence == "CC-BY 4.0" and "Kandaouroff" in s.attribution
@@ -157,12 +158,12 @@ def test_no_bundled_sample_has_a_near_duplicate_among_training_images(data_root)
     from nervseg.data import folds
     from nervseg.data.datasets import TASKS
     from nervseg.models.cards import available
+    from nervseg.models.provenance import trained_on
 
     stems, vectors = folds.similarity_vectors(TASKS["usgra"].pairs("main", data_root))
     groups = folds.similarity_groups(vectors, stems)
     for card in [c for c in available() if c.task == "usgra"]:
-        val = set(card.data["split"]["val_stems"])
         for s in samples.bundled_stems():
-            mates = [t for t in stems if groups[t] == groups[s] and t != s and t not in val]
+            mates = [t for t in stems if groups[t] == groups[s] and t != s and trained_on(card, f"{t}.png")]
             assert not mates, f"{s} is a near-duplicate of training images {mates} of {card.id}"
     assert json.loads(samples.BUNDLED.read_text())["stems"] == samples.bundled_stems()
