@@ -159,6 +159,7 @@ def test_kaggle_rule_and_gating_on_fullres_rows():
     rule = cv_summary.kaggle_rule(rows)
     assert rule["n_images"] == 6 and rule["n_empty"] == 4
     assert rule["dice_mean"] == pytest.approx(2.4 / 6) and rule["per_subject"]["2"] == pytest.approx(1.6 / 3)
+    assert rule["dice_if_all_empty"] == pytest.approx(4 / 6)
     gated = cv_summary.gated_dice(rows, [False, True, False, False, True, False])
     assert gated.tolist() == [1.0, 0.8, 1.0, 1.0, 0.6, 1.0]
 

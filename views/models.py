@@ -116,7 +116,8 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                     st.caption(f"Competition rule (empty prediction on an empty mask = 1) on the {rule['n_images']} "
                                f"full-resolution frames ({rule['n_empty']} empty): {ac.fmt(rule.get('dice_mean'))} "
                                f"as marked, {ac.fmt(rule.get('dice_gated_cross_fitted'))} with the presence check "
-                               "fitted without the frame's subject.")
+                               "fitted without the frame's subject; marking nothing anywhere would score "
+                               f"{ac.fmt(rule.get('dice_if_all_empty'))}.")
             if c.presence:
                 st.markdown("**Presence check**")
                 st.caption("  \n".join(presence_lines(c.presence)))

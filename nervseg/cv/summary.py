@@ -133,8 +133,10 @@ def kaggle_rule(rows: list[dict]) -> dict:
     if not full:
         return {}
     per = {g: float(np.mean([r["dice"] for r in full if r["group"] == g])) for g in sorted({r["group"] for r in full})}
-    return {"n_images": len(full), "n_empty": sum(r["truth_empty"] for r in full),
-            "dice_mean": float(np.mean([r["dice"] for r in full])), "per_subject": per}
+    n_empty = sum(r["truth_empty"] for r in full)
+    return {"n_images": len(full), "n_empty": n_empty, "dice_mean": float(np.mean([r["dice"] for r in full])),
+            "per_subject": per,
+            "dice_if_all_empty": n_empty / len(full)}  # what marking nothing anywhere scores: the bar a gate must clear
 
 
 def paired_block(by_arch: dict[str, list[dict]], seed: int = 0) -> list[dict]:
