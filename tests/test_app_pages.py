@@ -454,13 +454,18 @@ def test_calibrated_presence_is_shown_with_what_it_was_measured_on(no_data, tmp_
     card["presence"] = {name: {"score": "max_prob", "x": [0.0, 0.5, 1.0], "y": [0.0, 0.2, 0.9], "threshold": 0.6,
                                "method": "isotonic", "measured_on": "out-of-fold usgra-seg images"}
                         for name in ("nerve", "vessel")}
+    why = "every one of the 192 images has it: no absent case to calibrate against"
+    card["presence"]["nerve"] = {"not_calibrated": why, "measured_on": "out-of-fold usgra-seg images"}
     (models / f"{src.id}.json").write_text(json.dumps(card))
     monkeypatch.setenv("NERVSEG_MODELS", str(models))
     at = _open_from_gallery(sample.stem)
     pred = load(src.id).predict(load_image(sample.image))
     expected = assess(pred.probs, pred.mask_at(0.5), src.classes, card["presence"])
     shown = {m.label: m for m in at.metric}
-    for p in expected:
+    nerve = next(p for p in expected if p.name == "nerve")
+    assert not nerve.calibrated and shown["nerve"].value == ("found" if nerve.marked else "not found")
+    assert why in shown["nerve"].help and not shown["nerve"].delta
+    for p in [p for p in expected if p.calibrated]:
         assert shown[p.name].value == ("found" if p.found else "doubtful" if p.marked else "not found")
         assert shown[p.name].delta == f"{p.probability:.0%} likely"
         assert "out-of-fold usgra-seg images" in shown[p.name].help

@@ -139,8 +139,10 @@ def test_summary_blocks_from_synthetic_rows():
     fold0 = [r["dice"] for r in by_arch["unet"] if r["class"] == "nerve" and r["fold"] == 0]
     assert nerve["per_fold"][0] == pytest.approx(np.mean(fold0)) and len(nerve["sensitivity_per_fold"]) == 5
     # presence: nerve always present (not calibrated, said why); vessel absent in 20 images, separable
-    assert "nerve" not in summary["models"]["usgra-unet"]["presence"]
-    assert "both present and absent" in summary["models"]["usgra-unet"]["presence_gating"]["nerve"]["not_calibrated"]
+    nerve_presence = summary["models"]["usgra-unet"]["presence"]["nerve"]
+    assert "x" not in nerve_presence and nerve_presence["not_calibrated"] == (
+        "every one of the 80 images has it: no absent case to calibrate against")
+    assert summary["models"]["usgra-unet"]["presence_gating"]["nerve"]["not_calibrated"] == nerve_presence["not_calibrated"]
     vessel = summary["models"]["usgra-densenet"]["presence"]["vessel"]
     assert vessel["n_absent"] == 20 and vessel["sensitivity"] == 1 and vessel["specificity"] == 1
     gating = summary["models"]["usgra-densenet"]["presence_gating"]["vessel"]

@@ -41,7 +41,9 @@ def cv_table(per_class: dict) -> pd.DataFrame:
 
 def presence_lines(presence: dict) -> list[str]:
     """One line per calibrated structure: how "found" is decided and how well it did where it was fitted."""
-    return [f"**{name}:** found at a calibrated probability of {float(b.get('threshold', 0.5)):.0%} or more "
+    return [f"**{name}:** not calibrated ({b['not_calibrated']}); 'found' means pixels are marked"
+            if "not_calibrated" in b else
+            f"**{name}:** found at a calibrated probability of {float(b.get('threshold', 0.5)):.0%} or more "
             f"({b.get('method', '?')}; sensitivity {ac.fmt(b.get('sensitivity'), 2)}, specificity "
             f"{ac.fmt(b.get('specificity'), 2)} on {b.get('measured_on', '?')})" for name, b in presence.items()]
 

@@ -87,6 +87,11 @@ def presence_for_class(rows: list[dict], measured_on: str) -> tuple[dict | None,
     unit = "group" if len(set(groups)) > 1 else "image"
     info: dict = {"n_images": len(rows), "n_present": int(sum(present)),
                   "dice_ungated": float(np.mean([r["dice"] for r in rows]))}
+    if all(present) or not any(present):
+        info["not_calibrated"] = (f"every one of the {len(rows)} images has it: no absent case to calibrate against"
+                                  if all(present) else
+                                  f"none of the {len(rows)} images has it: no present case to calibrate against")
+        return None, info
     try:
         block = calibrate.fit_presence(scores, present, "isotonic", measured_on)
     except calibrate.CalibrationError as e:
@@ -110,7 +115,9 @@ def presence_blocks(rows: list[dict], task: str, source: str) -> tuple[dict, dic
     for c in sorted({r["class"] for r in sel}):
         block, info = presence_for_class([r for r in sel if r["class"] == c], measured_on)
         gating[c] = info
-        if block is not None:
+        if block is None:  # said in the card, so the app can say why there is no probability
+            blocks[c] = {"not_calibrated": info["not_calibrated"], "measured_on": measured_on}
+        else:
             blocks[c] = block
             if set_name != "main":  # what the gate fitted there does to the main set (kaggle-bp: all present)
                 info["main_set"] = gate_effect([r for r in rows if r["set"] == "main" and r["class"] == c], block)
