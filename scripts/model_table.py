@@ -15,7 +15,10 @@ def fmt(v) -> str:
 
 
 def train_time(training: dict) -> str:
-    """This run's minutes, plus those of the earlier stages its weights started from."""
+    """This run's minutes, plus those of the earlier stages its weights started from (CPU minutes where
+    the card has them: the queue's jobs share a busy machine, so their wall time says little)."""
+    if training.get("cpu_minutes") and not training.get("earlier_stages"):
+        return f"{training['cpu_minutes']} CPU-min ({training.get('wall_minutes')} wall)"
     own = training.get("wall_minutes") or 0
     before = [s.get("wall_minutes") or 0 for s in training.get("earlier_stages", [])]
     if not before:

@@ -9,7 +9,6 @@ work; Freeze opens the frame on Segment.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -18,8 +17,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip
 from dashboard import live_browser as lb  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not shutil.which("chromium") and not lb.Path(lb.CHROMIUM).exists(),
-                                 reason="chromium not installed (apt-get install chromium)")]
+              pytest.mark.skipif(lb.CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")
