@@ -4,6 +4,9 @@ recorded before the code-shape refactor (tests/golden/shipped_masks.json, made a
 A signature is, per foreground class, the pixel count in each cell of a 4x4 grid over the image:
 it catches moved, grown or lost structures without committing masks derived from the data.
 A few boundary pixels may flip between machines (float order), hence the small tolerance.
+A model replaced by new weights (e.g. `python -m nervseg.cv promote`) is re-recorded, same images:
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. python tests/test_same_masks.py kaggle-bp-unet kaggle-bp-densenet ...
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import pytest
 
 import nervseg
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "shipped_masks.json").read_text())
+GOLDEN_FILE = Path(__file__).parent / "golden" / "shipped_masks.json"
+GOLDEN = json.loads(GOLDEN_FILE.read_text())
 
 
 def signature(mask: np.ndarray, n_classes: int, grid: int = 4) -> dict:
@@ -41,3 +45,22 @@ def test_shipped_masks_match_the_recorded_signatures(model_id, data_root):
         got = signature(seg.predict(image).mask, len(seg.classes))
         diff = sum(abs(a - b) for c in expected for ra, rb in zip(got[c], expected[c]) for a, b in zip(ra, rb))
         assert diff <= max(20, 0.002 * image.size), f"{model_id} {stem}: {diff} pixels moved class"
+
+
+def record(model_ids: list[str]) -> None:
+    """Rewrite the signatures of `model_ids` (existing entries only: the same images as before)."""
+    from nervseg.inference.segmenter import load
+    from nervseg.io.readers import load_image
+
+    golden = json.loads(GOLDEN_FILE.read_text())
+    for model_id in model_ids:
+        seg = load(model_id, models_dir=nervseg.models_dir(), device="cpu")
+        golden[model_id] = {stem: signature(seg.predict(load_image(_image(seg.card.task, stem, nervseg.data_root()))).mask,
+                                            len(seg.classes)) for stem in golden[model_id]}
+    GOLDEN_FILE.write_text(json.dumps(golden, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    import sys
+
+    record(sys.argv[1:])

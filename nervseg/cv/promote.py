@@ -11,8 +11,8 @@
 4. each one's int8 graph for Live made and measured again (nervseg.inference.quantize).
 
 Nothing changes unless the cross-validation is complete and every final model of the task is there.
-The reference masks (tests/reference_masks.py) and the README's table (scripts/model_table.py)
-are rewritten by hand afterwards: both are reviewed, not generated blindly.
+The test records of the shipped masks (tests/reference_masks.py, tests/test_same_masks.py) and the
+README's table (scripts/model_table.py) are rewritten by hand afterwards: reviewed, not regenerated blindly.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def promote(task: str, cv_root: Path = QUEUE_CV, next_dir: Path = NEXT_MODELS, m
         for mid in ids:
             block = quantize_card(read_card(Path(models_dir) / f"{mid}.json"))
             print(mid, "int8:", json.dumps(block["validation"]["per_class"]), flush=True)
-    print(f"promoted {', '.join(ids)}. Next: `OMP_NUM_THREADS=1 python tests/reference_masks.py` (review the "
-          "diff), `python scripts/model_table.py` for the README, then the tests.")
+    print(f"promoted {', '.join(ids)}. Next: `OMP_NUM_THREADS=1 python tests/reference_masks.py` and "
+          f"`OMP_NUM_THREADS=1 PYTHONPATH=. python tests/test_same_masks.py {' '.join(ids)}` (review the diffs), "
+          "`python scripts/model_table.py` for the README, then the tests.")
     return ids
