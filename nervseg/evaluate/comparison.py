@@ -7,6 +7,7 @@ always labelled with where the figures come from.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,10 @@ class TaskComparison:
         return next(iter(self.models.values()), {})
 
     def _grouping(self) -> str:
-        """The fold file's grouping rule, its first clause: 'by subject (...)', 'near-duplicates together'."""
-        return str(self._cv().get("grouping", "")).split(";")[0].split(":")[0].strip()
+        """The fold file's grouping rule, its first clause without its explanation: 'by subject',
+        'near-duplicates together'."""
+        first = str(self._cv().get("grouping", "")).split(";")[0].split(":")[0]
+        return re.sub(r"\s*\(.*\)\s*$", "", first).strip()
 
     @property
     def plain_source(self) -> str:
