@@ -34,8 +34,7 @@ def sidebar() -> None:
             demo.model_picker(cards)
             card = ac.current_card()
             if card is not None:
-                dice = card.quality_dice("nerve")
-                where = "cross-validated" if card.cv_dice("nerve") is not None else "validation"
+                dice, where = card.quality("nerve")
                 st.caption(f"**{card.name}** · classes: {', '.join(card.classes[1:])}"
                            + (f" · {where} nerve Dice {dice:.3f}" if dice is not None else ""))
                 st.page_link("views/models.py", label="Model card", icon=":material/description:")

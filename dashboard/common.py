@@ -108,17 +108,21 @@ def get_segmenter(model_id: str) -> Segmenter:
 def int8_agreement(card) -> str:
     """The int8 graph's measured closeness to the full model, in words, from the card's `int8` block."""
     v = card.int8.get("validation", {})
-    parts = [f"{cls} Dice {fmt(r.get('int8_dice_mean'))} (full model {fmt(r.get('full_dice_mean'))}), masks agree "
-             f"{fmt(r.get('agreement_dice_mean'))}, largest loss on one image {fmt(r.get('int8_worst_image_dice_loss'))}"
+    trained_on = v.get("n_trained_on", 0)  # a final model trained on them: its Dice there says nothing of quality
+    parts = [f"{cls}: masks agree {fmt(r.get('agreement_dice_mean'))} (Dice between the two), largest loss on "
+             f"one image {fmt(r.get('int8_worst_image_dice_loss'))}"
+             + ("" if trained_on else f", Dice against the experts {fmt(r.get('int8_dice_mean'))} (full model "
+                                      f"{fmt(r.get('full_dice_mean'))})")
              for cls, r in v.get("per_class", {}).items()]
     if not parts:
         return "Not measured against the full model."
-    on = str(v.get("on", "the card's validation images")).removesuffix(", at the card's input size")
-    return f"Measured on {v.get('n_images', '?')} images ({on}): " + "; ".join(parts) + "."
+    where = "scans not used to make it" + (", which the model itself trained on" if trained_on else
+                                            ", held out from the model's training")
+    return f"Measured on {v.get('n_images', '?')} {where}: " + "; ".join(parts) + "."
 
 
 def default_model_id(all_cards: list[ModelCard]) -> str | None:
-    """The opening model: the most structures found, then the best validation nerve Dice."""
+    """The opening model: the most structures found, then the best nerve Dice (cross-validated where the card has it)."""
     card = provenance.default_card(all_cards)
     return card.id if card else None
 

@@ -174,6 +174,14 @@ def presence(card: ModelCard, probs: np.ndarray, mask: np.ndarray) -> list[Prese
     return assess(probs, mask, card.classes, card_presence(card))
 
 
+def presence_basis(block: dict) -> str:
+    """What a calibrated presence probability rests on, in plain words."""
+    n_yes, n_no = block.get("n_present"), block.get("n_absent")
+    if n_yes is None or n_no is None:
+        return f"learnt from {block.get('measured_on', 'held-out scans')}"
+    return f"learnt from the model's results on {n_yes + n_no} scans it had not seen, {n_no} of them without one"
+
+
 def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] | None = None) -> None:
     """One metric per structure: found / not found, the calibrated probability or 'not calibrated', Dice."""
     block = card_presence(card) or {}
@@ -186,11 +194,14 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
         if p.calibrated:
             b = block.get(p.name, {})
             delta = f"{p.probability:.0%} likely"
-            hlp = (f"Calibrated probability that a {p.name} is in the image ({b.get('method', 'calibration')}, "
-                   f"measured on {b.get('measured_on', 'held-out data')}); found when it reaches "
-                   f"{float(b.get('threshold', 0.5)):.0%}."
-                   + (" The model marked pixels anyway; they are drawn, but it is probably not there."
-                      if p.marked and not p.found else ""))
+            hlp = f"How likely a {p.name} is in the image, {presence_basis(b)}; found when it reaches " \
+                  f"{float(b.get('threshold', 0.5)):.0%}."
+            if p.marked and not p.found:
+                hlp += f" The model marked {p.name} pixels anyway (drawn): the check doubts them."
+            seen = b.get("on_scans_with_it")
+            if seen:
+                hlp += (f" On {seen['n_images']:,} scans that do show a {p.name}, this check said found for "
+                        f"{seen['found_share']:.0%}.")
         else:
             delta = None
             why = block.get(p.name, {}).get("not_calibrated")

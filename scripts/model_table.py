@@ -39,13 +39,13 @@ def main() -> None:
     for c in available():
         cv = c.cross_validation if c.cross_validation.get("complete") else {}
         if cv:  # out-of-fold means with group-bootstrap CIs (nervseg.cv.summary)
-            pc = cv["per_class"]
-            nd = cv_cell(pc["nerve"])
+            pc = cv.get("per_class", {})
+            nd = cv_cell(pc.get("nerve", {}))
             vd = cv_cell(pc["vessel"]) if "vessel" in pc else "—"
-            source = f"{cv['k']}-fold CV, {pc['nerve']['n_images']} images"
+            source = f"{cv.get('k', '?')}-fold CV, {pc.get('nerve', {}).get('n_images', '?')} images"
             rule = cv.get("fullres_kaggle_rule", {})
             fd = (f"{fmt(rule.get('dice_mean'))} / {fmt(rule.get('dice_gated_cross_fitted'))} "
-                  f"(n={rule['n_images']}, out of fold)") if rule else "—"
+                  f"(n={rule.get('n_images', '?')}, out of fold)") if rule else "—"
         else:  # the card's own held-out split
             pc = c.validation.get("per_class", {})
             nerve, vessel = pc.get("nerve", {}), pc.get("vessel", {})

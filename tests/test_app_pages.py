@@ -452,7 +452,9 @@ def test_calibrated_presence_is_shown_with_what_it_was_measured_on(no_data, tmp_
     shutil.copy(nervseg.models_dir() / src.weights_file, models / src.weights_file)
     card = json.loads(Path(src.path).read_text())
     card["presence"] = {name: {"score": "max_prob", "x": [0.0, 0.5, 1.0], "y": [0.0, 0.2, 0.9], "threshold": 0.6,
-                               "method": "isotonic", "measured_on": "out-of-fold usgra-seg images"}
+                               "method": "isotonic", "measured_on": "out-of-fold usgra-seg images",
+                               "n_present": 170, "n_absent": 22,
+                               "on_scans_with_it": {"n_images": 170, "found_share": 0.81}}
                         for name in ("nerve", "vessel")}
     why = "every one of the 192 images has it: no absent case to calibrate against"
     card["presence"]["nerve"] = {"not_calibrated": why, "measured_on": "out-of-fold usgra-seg images"}
@@ -468,8 +470,9 @@ def test_calibrated_presence_is_shown_with_what_it_was_measured_on(no_data, tmp_
     for p in [p for p in expected if p.calibrated]:
         assert shown[p.name].value == ("found" if p.found else "doubtful" if p.marked else "not found")
         assert shown[p.name].delta == f"{p.probability:.0%} likely"
-        assert "out-of-fold usgra-seg images" in shown[p.name].help
-        assert ("probably not there" in shown[p.name].help) == (p.marked and not p.found)
+        assert "results on 192 scans it had not seen, 22 of them without one" in shown[p.name].help
+        assert "On 170 scans that do show a vessel, this check said found for 81%" in shown[p.name].help
+        assert ("the check doubts them" in shown[p.name].help) == (p.marked and not p.found)
 
 
 def test_metrics_names_the_images_a_model_trained_on(no_data):
@@ -696,7 +699,7 @@ def test_live_runs_the_8bit_model_by_default_says_how_close_it_is_and_switches_o
     assert_clean(at)
     toggle = at.toggle(key=f"live_fast_{card.id}")
     assert toggle.value is True
-    assert f"Measured on {card.int8['validation']['n_images']} images" in toggle.help and "masks agree" in toggle.help
+    assert f"Measured on {card.int8['validation']['n_images']} scans not used to make it" in toggle.help and "masks agree" in toggle.help
     key, session = at.session_state[live.LIVE_KEY]
     assert key[-1] == "onnx-int8" and session.model_id == card.id
     assert session.processor.segmenter.engine_name == "onnx-int8"

@@ -44,6 +44,13 @@ def test_fit_presence_writes_the_card_schema_that_presence_reads(method, rng):
     low = presence.assess(probs, np.zeros((4, 4), np.uint8), ["background", "nerve"], {"nerve": block})[0]
     assert high.calibrated and high.found and high.probability > 0.8
     assert not low.found and low.probability < 0.3
+    assert not high.marked and not low.marked  # nothing in the mask
+    mask = np.zeros((4, 4), np.uint8)
+    mask[0, 0] = 1
+    doubted = presence.assess(probs, mask, ["background", "nerve"], {"nerve": block})[0]
+    assert doubted.marked and not doubted.found  # marked, but the check doubts it (the page says "doubtful")
+    plain = presence.assess(probs, mask, ["background", "nerve"], None)[0]
+    assert plain.found and plain.marked and not plain.calibrated
 
 
 def test_isotonic_probabilities_track_the_true_rate(rng):

@@ -72,9 +72,9 @@ def test_cv_figures_say_how_each_scan_was_held_out(tmp_path):
     (tmp_path / "t-cv-summary.json").write_text(json.dumps(summary))
     c = comparison.load("t", tmp_path)
     assert not c.demonstration
-    assert c.plain_source == "measured on every scan by a model trained without it (5-fold cross-validation, by subject)"
-    assert c.how_measured().startswith("5-fold cross-validation (by subject): every image scored by the fold model "
-                                       "that did not train on it")
+    assert c.plain_source == "measured on every scan by a model trained without it and without the patient's other scans"
+    assert c.how_measured().startswith("5-fold cross-validation (by subject): every image scored by a model trained, "
+                                       "the same way, on the other 4 parts")
 
 
 def test_the_demonstration_says_how_many_images_have_a_near_duplicate_in_training():

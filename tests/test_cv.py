@@ -262,6 +262,7 @@ def test_kaggle_summary_gates_on_fullres_and_reports_the_cost_on_the_main_set():
     assert e["presence"]["nerve"]["n_absent"] == 16
     assert e["presence_gating"]["nerve"]["cross_fitted_by"] == "leave one group out"
     main = e["presence_gating"]["nerve"]["main_set"]
+    assert e["presence"]["nerve"]["on_scans_with_it"] == {"n_images": 60, "found_share": main["sensitivity"]}
     assert main["n_images"] == 60 and main["sensitivity"] == 1.0 and main["dice_gated"] == pytest.approx(main["dice_ungated"])
     assert e["cross_validation"]["per_class"]["nerve"]["n_images"] == 60  # full-resolution frames not in the CV mean
 
@@ -321,21 +322,35 @@ def test_promote_ships_complete_cv_final_models_or_changes_nothing(tmp_path, mon
     kwargs = dict(cv_root=cv_root, next_dir=nxt, models_dir=shipped, splits_dir=splits, heldout_dir=heldout,
                   quantize=False)
 
+    def unchanged():
+        assert json.loads((shipped / "usgra-unet.json").read_text()) == {"id": "usgra-unet", "old": 1}
+        assert not json.loads((nxt / "usgra-densenet.json").read_text())["cross_validation"]
+        assert not (splits / "usgra-paired.json").exists() and not (splits / "usgra-cv-summary.json").exists()
+        assert (heldout / "usgra-paired.json").exists() and (shipped / "usgra-unet.int8.onnx").read_bytes() == b"old graph"
+
+    monkeypatch.setattr("nervseg.models.cards.ARCHITECTURES", {"unet": 0, "densenet": 0})  # this test's two
     (cv_root / "usgra" / "densenet" / "fold4.csv").rename(tmp_path / "fold4.csv")  # one fold still to run
     with pytest.raises(cv_summary.SummaryError, match="not a complete"):
         promote("usgra", **kwargs)
+    unchanged()
     (tmp_path / "fold4.csv").rename(cv_root / "usgra" / "densenet" / "fold4.csv")
     (cv_root / "usgra" / "unet" / "fold3.json").write_text(json.dumps({"recipe": {**recipe, "epochs": 50}}))
     with pytest.raises(cv_summary.SummaryError, match=r"differ in \['epochs'\]"):  # every tracked fold card is checked
         promote("usgra", **kwargs)
+    unchanged()
     (cv_root / "usgra" / "unet" / "fold3.json").write_text(json.dumps({"recipe": {**recipe, "fold": 3}}))
     weights = nxt / json.loads((nxt / "usgra-unet.json").read_text())["weights_file"]
     weights.rename(tmp_path / "w")
     with pytest.raises(cv_summary.SummaryError, match="incomplete"):
         promote("usgra", **kwargs)
-    assert json.loads((shipped / "usgra-unet.json").read_text()) == {"id": "usgra-unet", "old": 1}  # untouched
-    assert not json.loads((nxt / "usgra-densenet.json").read_text())["cross_validation"]
+    unchanged()
     (tmp_path / "w").rename(weights)
+
+    monkeypatch.setattr("nervseg.models.cards.ARCHITECTURES", {"unet": 0, "densenet": 0, "sk-unet": 0})
+    with pytest.raises(cv_summary.SummaryError, match=r"no out-of-fold rows for \['usgra-sk-unet'\]"):
+        promote("usgra", **kwargs)  # an architecture whose jobs never ran: nothing is promoted
+    unchanged()
+    monkeypatch.setattr("nervseg.models.cards.ARCHITECTURES", {"unet": 0, "densenet": 0})
 
     assert promote("usgra", **kwargs) == ["usgra-densenet", "usgra-unet"]
     for arch in ("unet", "densenet"):
@@ -356,7 +371,7 @@ def test_a_final_model_trained_on_every_fold_never_trained_on_the_excluded_sampl
     ff = fl.FoldFile("kaggle-bp", 2, "by subject", ["9_9"], {"1_1": "1", "1_2": "1", "3_1": "3", "9_9": "9"},
                      [["1_1", "1_2"], ["3_1"]])
     ff.save(tmp_path / "kaggle-bp-folds.json")
-    monkeypatch.setattr(provenance, "SPLITS_DIR", tmp_path)
+    monkeypatch.setattr(fl, "SPLITS_DIR", tmp_path)
     provenance._fold_groups.cache_clear()
 
     def card(fold):

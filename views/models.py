@@ -40,7 +40,8 @@ def cv_table(per_class: dict) -> pd.DataFrame:
 
 
 def presence_lines(presence: dict) -> list[str]:
-    """One line per calibrated structure: how "found" is decided and how well it did where it was fitted."""
+    """One line per structure of the card's presence block: how "found" is decided and how well it did where
+    it was fitted, or why it is not calibrated."""
     return [f"**{name}:** not calibrated ({b['not_calibrated']}); 'found' means pixels are marked"
             if "not_calibrated" in b else
             f"**{name}:** found at a calibrated probability of {float(b.get('threshold', 0.5)):.0%} or more "
@@ -115,8 +116,8 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
                            + ("" if cv.get("complete") else " Not every fold has run yet."))
                 rule = cv.get("fullres_kaggle_rule")
                 if rule:
-                    st.caption(f"Competition rule (empty prediction on an empty mask = 1) on the {rule['n_images']} "
-                               f"full-resolution frames ({rule['n_empty']} empty): {ac.fmt(rule.get('dice_mean'))} "
+                    st.caption(f"Competition rule (empty prediction on an empty mask = 1) on the {rule.get('n_images', '?')} "
+                               f"full-resolution frames ({rule.get('n_empty', '?')} empty): {ac.fmt(rule.get('dice_mean'))} "
                                f"as marked, {ac.fmt(rule.get('dice_gated_cross_fitted'))} with the presence check "
                                "fitted without the frame's subject; marking nothing anywhere would score "
                                f"{ac.fmt(rule.get('dice_if_all_empty'))}.")

@@ -136,7 +136,7 @@ def downloads(picked, card, pred, mask, spacing, threshold, alpha, found, scores
         # the report schema is nervseg.evaluate.report's; no mean probability posing as confidence, presence beside it
         rep = scan_report(picked.name, picked.hash, image.shape, spacing, card, preprocess, threshold,
                           pred.seconds, {}, structures, ac.DISCLAIMER)
-        rep["presence"] = [{"structure": p.name, "found": p.found, "score": round(p.score, 4),
+        rep["presence"] = [{"structure": p.name, "found": p.found, "marked": p.marked, "score": round(p.score, 4),
                             "calibrated_probability": p.probability} for p in found]
         rep["dice_vs_ground_truth"] = {k: v["dice"] for k, v in scores.items()} if scores else None
         rep["ground_truth_file"] = truth_name

@@ -202,6 +202,9 @@ def heldout(task: str, arch: str, models_dir: Path | None = None, root: Path | N
         ff = fl.read(fl.folds_path(task))
         val = set(split["val_stems"])
         items = [("main", p, ff.groups[p.stem]) for p in ds.pairs("main", root) if p.stem in val]
+    if not items:
+        raise FileNotFoundError(f"{task}-{arch} holds nothing out (a final model trained on every fold): "
+                                "its figures are the cross-validation's, not a held-out split's")
     run = CvRun(task, arch, cv_root=out_root)
     write_rows(score_images(seg, items, task, arch, 0), run.fold_dir(0) / "scores.csv")
     return collect_oof(run)

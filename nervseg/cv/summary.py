@@ -120,7 +120,9 @@ def presence_blocks(rows: list[dict], task: str, source: str) -> tuple[dict, dic
         else:
             blocks[c] = block
             if set_name != "main":  # what the gate fitted there does to the main set (kaggle-bp: all present)
-                info["main_set"] = gate_effect([r for r in rows if r["set"] == "main" and r["class"] == c], block)
+                info["main_set"] = effect = gate_effect([r for r in rows if r["set"] == "main" and r["class"] == c], block)
+                if effect["specificity"] is None:  # the main set all shows it: how often the check agrees, for the app
+                    block["on_scans_with_it"] = {"n_images": effect["n_images"], "found_share": effect["sensitivity"]}
     return blocks, gating
 
 
@@ -217,9 +219,8 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False,
-          models_dir: Path | None = None) -> tuple[Path, Path]:
-    """Summarise the rows under cv_root and write <task>-cv-summary.json and <task>-paired.json to out_dir."""
+def build(task: str, cv_root: Path, heldout: bool = False, models_dir: Path | None = None) -> tuple[dict, dict]:
+    """(summary, paired) of the rows under cv_root, in memory."""
     by_arch = load_oof(cv_root, task)
     if heldout:
         summary, paired = summarise(task, by_arch, 1, "the shipped models' own held-out split (see each card)",
@@ -227,15 +228,27 @@ def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False,
                                     source="DEMONSTRATION: one held-out split that also chose the epoch, not CV")
         if spec(task).folds.groups == "similarity":
             _add_leak_check(summary, task, by_arch, models_dir)
-    else:
-        path = fl.folds_path(task)
-        ff = fl.read(path)
-        summary, paired = summarise(task, by_arch, ff.k, ff.grouping, f"splits/{path.name}")
+        return summary, paired
+    path = fl.folds_path(task)
+    ff = fl.read(path)
+    return summarise(task, by_arch, ff.k, ff.grouping, f"splits/{path.name}")
+
+
+def write_files(task: str, summary: dict, paired: dict, out_dir: Path) -> tuple[Path, Path]:
+    """<task>-cv-summary.json and <task>-paired.json in out_dir (what the app reads)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s_path, p_path = out_dir / f"{task}-cv-summary.json", out_dir / f"{task}-paired.json"
     s_path.write_text(json.dumps(summary, indent=1) + "\n")
     p_path.write_text(json.dumps(paired, indent=1) + "\n")
+    return s_path, p_path
+
+
+def write(task: str, cv_root: Path, out_dir: Path, heldout: bool = False,
+          models_dir: Path | None = None) -> tuple[Path, Path]:
+    """Summarise the rows under cv_root and write <task>-cv-summary.json and <task>-paired.json to out_dir."""
+    summary, paired = build(task, cv_root, heldout, models_dir)
+    s_path, p_path = write_files(task, summary, paired, out_dir)
     print(f"wrote {s_path} and {p_path}")
     for mid, e in summary["models"].items():
         for c, b in e["cross_validation"]["per_class"].items():
@@ -272,17 +285,17 @@ def check_same_recipe(final: dict, fold_card: dict) -> None:
         raise SummaryError(f"{final.get('id')}: final model and fold models differ in {diff}; CV figures not copied")
 
 
-def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None = None) -> list[Path]:
-    """Copy each model's cross_validation and presence blocks into its card (other keys untouched).
+def patched_cards(task: str, summary: dict, models_dir: Path, cv_root: Path | None = None) -> dict[Path, dict]:
+    """{card path: card with the summary's cross_validation and presence blocks}, nothing written.
 
-    Only into a final model trained with the fold models' recipe (checked against every fold card
-    at hand under cv_root: the queue's tracked fold<K>.json, or runs/cv's fold<K>/<id>.json).
+    SummaryError unless the summary is a complete cross-validation and each final model was trained
+    as the fold models were (checked against every fold card at hand under cv_root: the queue's
+    tracked fold<K>.json, or runs/cv's fold<K>/<id>.json).
     """
     from nervseg.cv.run import CV_ROOT
 
-    summary = json.loads((Path(summary_dir) / f"{task}-cv-summary.json").read_text())
     cards = {}
-    for mid, e in summary["models"].items():  # check every card before writing any
+    for mid, e in summary["models"].items():
         cv = e["cross_validation"]
         if not cv.get("complete") or cv.get("source", "").startswith("DEMONSTRATION"):
             raise SummaryError(f"{mid}: summary is not a complete cross-validation; not copied into cards")
@@ -296,6 +309,14 @@ def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None =
                                              if "fullres_kaggle_rule" in e else {})}
         card["presence"] = e["presence"]
         cards[path] = card
+    return cards
+
+
+def apply(task: str, summary_dir: Path, models_dir: Path, cv_root: Path | None = None) -> list[Path]:
+    """Copy each model's cross_validation and presence blocks from <task>-cv-summary.json into its card
+    (other keys untouched); every card is checked (`patched_cards`) before any is written."""
+    summary = json.loads((Path(summary_dir) / f"{task}-cv-summary.json").read_text())
+    cards = patched_cards(task, summary, models_dir, cv_root)
     for path, card in cards.items():
         path.write_text(json.dumps(card, indent=2) + "\n")
     return list(cards)

@@ -56,11 +56,12 @@ class TaskComparison:
         """Where the figures come from, for a clinician."""
         if self.demonstration:
             return "measured on scans kept out of training; a first check, a fuller comparison is to come"
-        k, grouping = self._cv().get("k"), self._grouping()
-        if not k:
+        if not self._cv().get("k"):
             return f"measured by {self.source}"
-        return (f"measured on every scan by a model trained without it ({k}-fold cross-validation"
-                + (f", {grouping}" if grouping else "") + ")")
+        grouping = self._grouping()
+        kept_apart = (" and without the patient's other scans" if grouping.startswith("by subject") else
+                      " and without its near-copies" if grouping.startswith("near-duplicate") else "")
+        return f"measured on every scan by a model trained without it{kept_apart}"
 
     def how_measured(self) -> str:
         """Where the figures come from, in full, for the caption under a table of them."""
@@ -74,8 +75,9 @@ class TaskComparison:
                          "images, so the figures are optimistic")
             return text
         k, grouping = self._cv().get("k", "?"), self._grouping()
-        return (f"{k}-fold cross-validation" + (f" ({grouping})" if grouping else "") + ": every image scored by "
-                "the fold model that did not train on it; the shipped model is the same recipe trained on all folds")
+        return (f"{k}-fold cross-validation" + (f" ({grouping})" if grouping else "") + ": every image scored by a "
+                f"model trained, the same way, on the other {k - 1 if isinstance(k, int) else '?'} parts; the shipped "
+                "model is trained that way on all of them")
 
     def plain_verdicts(self) -> list[str]:
         """One sentence per class without statistics words: who does better, or no clear difference."""

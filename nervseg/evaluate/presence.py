@@ -53,12 +53,11 @@ def assess(probs: np.ndarray, mask: np.ndarray, classes: list[str], card_presenc
     for c, name in enumerate(classes):
         if c == 0:
             continue
-        score = presence_score(probs[c])
+        score, marked = presence_score(probs[c]), bool((mask == c).any())
         block = (card_presence or {}).get(name)
         if block and block.get("score", SCORE) == SCORE and block.get("x"):
             p = calibrated_probability(block, score)
-            out.append(Presence(name, score, p, p >= float(block.get("threshold", 0.5)), bool((mask == c).any())))
+            out.append(Presence(name, score, p, p >= float(block.get("threshold", 0.5)), marked))
         else:
-            marked = bool((mask == c).any())
             out.append(Presence(name, score, None, marked, marked))
     return out

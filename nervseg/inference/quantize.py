@@ -107,8 +107,8 @@ def agreement(full, fast, pairs) -> dict:
             for c, r in rows.items()}
 
 
-def card_pairs(card: ModelCard, root: Path | None = None) -> tuple[list, list, str]:
-    """(calibration pairs, measurement pairs, what the measurement images are) from the task's seeded split
+def card_pairs(card: ModelCard, root: Path | None = None) -> tuple[list, list, int]:
+    """(calibration pairs, measurement pairs, how many of those the model trained on) from the task's seeded split
     (the shipped cards' own): calibration on its training side where the card trained (`provenance.trained_on`),
     measurement on its validation side, so the two never share an image. A final model trained on every
     fold has trained on the validation side too, and the description says so (agreement between the two
@@ -118,12 +118,9 @@ def card_pairs(card: ModelCard, root: Path | None = None) -> tuple[list, list, s
 
     split = split_task(card.task, root)
     if not card.data.get("split"):
-        return split.train, split.val, "the task's seeded validation images"
+        return split.train, split.val, 0
     seen = sum(trained_on(card, p.image.name) for p in split.val)
-    on = ("the card's validation images" if not seen else
-          f"the validation side of the {card.task} seeded split, none used for calibration "
-          f"(the model trained on {seen} of these {len(split.val)})")
-    return [p for p in split.train if trained_on(card, p.image.name)], split.val, on
+    return [p for p in split.train if trained_on(card, p.image.name)], split.val, seen
 
 
 def quantize_card(card: ModelCard, n_calibration: int = CALIBRATION_IMAGES, root: Path | None = None) -> dict:
@@ -132,7 +129,7 @@ def quantize_card(card: ModelCard, n_calibration: int = CALIBRATION_IMAGES, root
 
     if (why := onnx_problem(card)) is not None:
         raise ModelError(f"model {card.id}: no usable float graph to quantize ({why})")
-    train, val, on = card_pairs(card, root)
+    train, val, seen = card_pairs(card, root)
     if not train or not val:
         raise ModelError(f"model {card.id}: no {'training' if not train else 'validation'} images of task "
                          f"{card.task!r} here (calibration needs the first, the measurement the second)")
@@ -148,7 +145,9 @@ def quantize_card(card: ModelCard, n_calibration: int = CALIBRATION_IMAGES, root
         "command": f"python -m nervseg.inference.quantize --models {card.id}",
     }
     fast = Segmenter(card, engine="onnx-int8")
-    card.int8["validation"] = {"n_images": len(val), "on": f"{on}, at the card's input size",
+    on = ("the card's validation images" if not seen else f"the validation side of the {card.task} seeded split, "
+          f"none used for calibration; the model trained on {seen} of them")
+    card.int8["validation"] = {"n_images": len(val), "n_trained_on": seen, "on": on, "input": "the card's input size",
                                "per_class": agreement(full, fast, val)}
     card.save(Path(card.path))
     return card.int8

@@ -149,10 +149,14 @@ class ModelCard:
         d = self.cross_validation.get("per_class", {}).get(cls, {}).get("dice_mean")
         return float(d) if d is not None else None
 
-    def quality_dice(self, cls: str = "nerve") -> float | None:
-        """The card's headline Dice of `cls`: cross-validated when the card has it, else its held-out split's."""
+    def quality(self, cls: str = "nerve") -> tuple[float | None, str]:
+        """(the card's headline Dice of `cls`, where it comes from): cross-validated when the card has it,
+        else its held-out split's."""
         cv = self.cv_dice(cls)
-        return cv if cv is not None else self.validation_dice(cls)
+        return (cv, "cross-validated") if cv is not None else (self.validation_dice(cls), "validation")
+
+    def quality_dice(self, cls: str = "nerve") -> float | None:
+        return self.quality(cls)[0]
 
     def to_dict(self) -> dict:
         d = asdict(self)

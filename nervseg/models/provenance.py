@@ -14,12 +14,10 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from nervseg import PROJECT_ROOT
+from nervseg.data import folds as fl
 from nervseg.data.datasets import TASKS, DatasetSpec
 from nervseg.data.splits import SplitError, read_folds
 from nervseg.models.cards import ModelCard
-
-SPLITS_DIR = PROJECT_ROOT / "splits"
 
 
 def finds_label(card: ModelCard) -> str:
@@ -82,7 +80,7 @@ def trained_on(card: ModelCard, name: str) -> bool:
 def _fold_groups(file_name: str) -> tuple[frozenset[str], dict[str, int], dict[str, int]] | None:
     """(excluded stems, {stem: fold}, {group: fold}) of splits/<file_name>; None when it cannot be read."""
     try:
-        ff = read_folds(SPLITS_DIR / file_name)
+        ff = read_folds(fl.SPLITS_DIR / file_name)
     except (OSError, SplitError, ValueError):
         return None
     stem_fold = {s: i for i, stems in enumerate(ff.folds) for s in stems}
