@@ -206,7 +206,7 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
             delta = None
             why = block.get(p.name, {}).get("not_calibrated")
             hlp = (f"'found' means the mask marks {p.name} pixels. "
-                   + (f"No calibrated probability for {p.name}s: in this model's training data {why}." if why else
+                   + (f"No calibrated probability for {p.name}s: in its dataset {why}." if why else
                       "This model's card has no calibrated presence probability yet, so no confidence figure is "
                       "shown: a mean pixel probability looks high even on images without the structure."))
         d = (dice or {}).get(p.name)
