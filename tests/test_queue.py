@@ -64,6 +64,13 @@ def test_next_ready_waits_for_needs_and_skips_running_jobs():
     assert q.next_ready(blocked, {"final/base/a2"}, set()).arch == "a2"
 
 
+def test_next_ready_passes_over_a_job_that_does_not_fit_for_one_that_does():
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    too_long = {"final/base/a1"}
+    assert q.next_ready(jobs, set(), set(), fits=lambda j: j.id not in too_long).id == "final/base/a2"
+    assert q.next_ready(jobs, set(), set(), fits=lambda j: False) is None
+
+
 def test_estimate_learns_from_the_log():
     job = next(j for j in q.plan(RECIPES, {"base": 2, "next": 1}) if j.id == "fold/base/a2/fold1")
     assert q.estimate(job, []) == 2

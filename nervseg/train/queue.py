@@ -170,10 +170,12 @@ def _kind_key(job_id: str) -> str:
     return "/".join(parts[:3]) if parts[0] != "pilot" else job_id
 
 
-def next_ready(jobs: list[Job], done: set[str], busy: set[str]) -> Job | None:
-    """The first job not done, not running, whose needs are done."""
+def next_ready(jobs: list[Job], done: set[str], busy: set[str], fits=lambda job: True) -> Job | None:
+    """The first job not done, not running, whose needs are done and that `fits` (e.g. the time left).
+
+    A job that does not fit is passed over for a later, shorter one rather than leaving a core idle."""
     for j in jobs:
-        if j.id not in done and j.id not in busy and all(n in done for n in j.needs):
+        if j.id not in done and j.id not in busy and all(n in done for n in j.needs) and fits(j):
             return j
     return None
 
@@ -255,8 +257,9 @@ class Runner:
             busy = {j.id for j, _, _ in self.running.values()} | failed
             log = read_log(self.paths)
             while len(self.running) < self.workers and not (self.work / "stop").exists():
-                job = next_ready([j for j in self.jobs if self.tasks is None or j.task in self.tasks], done, busy)
-                if job is None or not self._fits(job, log):
+                job = next_ready([j for j in self.jobs if self.tasks is None or j.task in self.tasks], done, busy,
+                                 fits=lambda j: self._fits(j, log))
+                if job is None:
                     break
                 self._start(job)
                 busy.add(job.id)
