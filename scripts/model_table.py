@@ -14,16 +14,22 @@ def fmt(v) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
-def train_time(training: dict) -> str:
-    """This run's minutes, plus those of the earlier stages its weights started from (CPU minutes where
-    the card has them: the queue's jobs share a busy machine, so their wall time says little)."""
-    if training.get("cpu_minutes") and not training.get("earlier_stages"):
-        return f"{training['cpu_minutes']} CPU-min ({training.get('wall_minutes')} wall)"
-    own = training.get("wall_minutes") or 0
-    before = [s.get("wall_minutes") or 0 for s in training.get("earlier_stages", [])]
+def train_time(training: dict, cpu_of=lambda model_id: None) -> str:
+    """This run's minutes, plus those of the earlier stages its weights started from: CPU minutes where
+    every stage has them (the queue's jobs share a busy machine, so their wall time says little; an
+    earlier stage's CPU minutes come from its own card through `cpu_of`), else wall minutes."""
+    own_wall, own_cpu = training.get("wall_minutes") or 0, training.get("cpu_minutes")
+    stages = training.get("earlier_stages", [])
+    if own_cpu:
+        before = [s.get("cpu_minutes") or cpu_of(s.get("id")) for s in stages]
+        if not before:
+            return f"{own_cpu} CPU-min ({own_wall} wall)"
+        if all(before):
+            return f"{own_cpu + sum(before):.1f} CPU-min ({' + '.join(str(m) for m in [*before, own_cpu])})"
+    before = [s.get("wall_minutes") or 0 for s in stages]
     if not before:
-        return f"{own} min"
-    return f"{own + sum(before):.1f} min ({' + '.join(str(m) for m in [*before, own])})"
+        return f"{own_wall} min"
+    return f"{own_wall + sum(before):.1f} min ({' + '.join(str(m) for m in [*before, own_wall])})"
 
 
 def cv_cell(block: dict) -> str:
@@ -36,7 +42,9 @@ def main() -> None:
     print("| model | classes | input | params | size | nerve Dice | vessel Dice | figures from | "
           "full-res Kaggle rule: as marked / with presence check | epochs | train time |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for c in available():
+    cards = available()
+    cpu_of = {c.id: c.training.get("cpu_minutes") for c in cards}.get
+    for c in cards:
         cv = c.cross_validation if c.cross_validation.get("complete") else {}
         if cv:  # out-of-fold means with group-bootstrap CIs (nervseg.cv.summary)
             pc = cv.get("per_class", {})
@@ -58,7 +66,7 @@ def main() -> None:
         epochs = t.get("epochs_run") if cv else f"{t.get('epochs_run')} (best {t.get('best_epoch')})"
         print(f"| `{c.id}` | {len(c.classes)} | {c.input_size[0]}x{c.input_size[1]} | {c.parameters / 1e6:.1f} M | "
               f"{c.weights_bytes / 1e6:.1f} MB | {nd} | {vd} | {source} | {fd} | {epochs} | "
-              f"{train_time(t)}, {t.get('hardware')} |")
+              f"{train_time(t, cpu_of)}, {t.get('hardware')} |")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from apptest_checks import assert_clean, errors
 from streamlit.testing.v1 import AppTest
 
 import nervseg
+from nervseg.evaluate import comparison
 from dashboard import pages as app_pages
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
@@ -521,8 +522,14 @@ def test_home_and_compare_state_the_architecture_comparison_with_its_source():
     at = run_app()
     assert_clean(at)
     verdicts = [i.value for i in at.info if "which architecture is better" in i.value]
-    assert len(verdicts) == 2 and all("no clear difference" in v for v in verdicts), verdicts
-    assert any("held-out split" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert len(verdicts) == 2, verdicts
+    captions = " ".join(c.value for c in at.caption)
+    for task in ("kaggle-bp", "usgra"):
+        comp = comparison.load(task)
+        said = next((v for v in verdicts if comp.plain_source in v), None)
+        assert said is not None, (task, verdicts)  # each verdict says where its figures come from
+        assert all(sentence in said for sentence in comp.plain_verdicts()), (said, comp.plain_verdicts())
+        assert comp.how_measured() in captions, (task, captions)
     table = at.dataframe[0].value
     assert table["nerve Dice"].str.match(r"^0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]$").all()
     at.switch_page("views/compare.py").run()
