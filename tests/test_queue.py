@@ -78,6 +78,35 @@ def test_estimate_learns_from_the_log():
     assert q.estimate(job, log) == 7.0
 
 
+def test_estimate_falls_back_to_the_same_models_other_jobs_then_the_recipe():
+    job = next(j for j in q.plan(RECIPES, {"base": 2, "next": 1}) if j.id == "fold/base/a2/fold1")
+    log = [{"job": "final/base/a2", "wall_minutes": "9"}, {"job": "fold/base/a1/fold0", "wall_minutes": "1"},
+           {"job": "final/next/a2", "wall_minutes": "50"}]
+    assert q.estimate(job, log) == 9.0  # its own final, not another architecture's or task's
+    assert q.estimate(job, log + [{"job": "fold/base/a2/fold0", "wall_minutes": "5"}]) == 5.0  # its kind first
+
+
+def test_pace_only_ever_slows_estimates_down():
+    assert q.pace([]) == 1.0
+    assert q.pace([0.5, 0.8]) == 1.0  # a faster machine than the log's does not shorten the margin
+    assert q.pace([1.2, 2.0, 1.6]) == 1.6
+
+
+def test_a_slow_machine_starts_no_job_that_would_overrun_the_deadline(tmp_path):
+    """The log's minutes come from other machines: jobs running past their estimate here stretch the
+    estimate of the next one, so a job that fits on paper but not at this machine's pace is not started."""
+    import time
+
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    nxt = next(j for j in jobs if j.id == "fold/base/a1/fold0")  # estimate 1 min
+    runner = q.Runner(jobs, workers=2, deadline=time.time() + 90, paths=q.QueuePaths(tmp_path))
+    assert runner._fits(nxt, [])
+    running = next(j for j in jobs if j.id == "final/base/a2")  # estimate 4 min (2 x final_factor)
+    runner.running[1] = (running, time.time() - 3 * 4 * 60, None)  # three times its estimate so far
+    assert runner.pace([]) == pytest.approx(3.0, rel=0.01)
+    assert not runner._fits(nxt, [])  # 1 min x 3 > the 90 s left
+
+
 def test_deadline_is_today_or_tomorrow():
     now = datetime(2026, 12, 6, 14, 0)
     assert datetime.fromtimestamp(q.deadline_of("16:30", 0, now)) == datetime(2026, 12, 6, 16, 30)
