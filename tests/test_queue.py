@@ -107,6 +107,14 @@ def test_a_slow_machine_starts_no_job_that_would_overrun_the_deadline(tmp_path):
     assert not runner._fits(nxt, [])  # 1 min x 3 > the 90 s left
 
 
+def test_fold_jobs_validate_every_few_epochs_and_finals_are_unchanged(tmp_path):
+    jobs = {j.id: j for j in q.plan(RECIPES, {"base": 1, "next": 1})}
+    paths = q.QueuePaths(tmp_path)
+    fold = q.command(jobs["fold/base/a1/fold0"], paths)
+    assert fold[fold.index("--recipe-args") + 1].endswith(f"--threads 1 --val-every {q.FOLD_VAL_EVERY}")
+    assert "--val-every" not in " ".join(q.command(jobs["final/base/a1"], paths))
+
+
 def test_deadline_is_today_or_tomorrow():
     now = datetime(2026, 12, 6, 14, 0)
     assert datetime.fromtimestamp(q.deadline_of("16:30", 0, now)) == datetime(2026, 12, 6, 16, 30)

@@ -112,6 +112,24 @@ def test_a_fold_run_ships_its_last_weights_never_the_best_on_the_fold(tiny_data_
     assert card.postprocess["chosen_on"].startswith("4 full-resolution frames of training subjects")
 
 
+def test_val_every_thins_a_folds_curve_and_leaves_its_weights_unchanged(tiny_data_root, tmp_path, write_folds):
+    """--val-every only skips the curve's points (the last epoch always has one): the shipped weights are
+    the ones an every-epoch run ships, so folds run either way are one cross-validation."""
+    from safetensors.torch import load_file
+
+    folds = [[f"{s}_{f}" for s in subjects for f in (1, 2, 3)] for subjects in ((1, 3), (2, 4, 5))]
+    path = write_folds("kaggle-bp", folds)
+    common = ("--arch", "unet", "--task", "kaggle-bp", "--epochs", "3", "--split-file", str(path), "--fold", "0")
+    every, out1, _ = _train(tiny_data_root, tmp_path / "every", *common)
+    thin, out2, _ = _train(tiny_data_root, tmp_path / "thin", *common, "--val-every", "2")
+    assert thin.curves["epoch"] == [1, 2, 3]
+    assert thin.curves["val_dice_nerve"][0] is None and None not in thin.curves["val_dice_nerve"][1:]
+    assert thin.curves["val_dice_nerve"][1:] == every.curves["val_dice_nerve"][1:]
+    a, b = load_file(str(out1 / every.weights_file)), load_file(str(out2 / thin.weights_file))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert "val_every" not in thin.recipe and "--val-every 2" in thin.command  # how it ran, not what it is
+
+
 def test_a_final_run_trains_on_every_fold_without_validation(tiny_data_root, tmp_path, write_folds):
     stems = [f"{i:04d}" for i in range(12)]
     path = write_folds("usgra", [stems[1:6], stems[6:]], excluded=["0000"])

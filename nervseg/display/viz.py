@@ -293,7 +293,8 @@ def curves_figure(curves: dict):
     fig.add_trace(go.Scatter(x=ep, y=curves.get("train_loss", []), name="training loss"), secondary_y=False)
     for key in (k for k in curves if k.startswith("val_dice_")):
         name = f"validation {key.removeprefix('val_dice_')} Dice"
-        fig.add_trace(go.Scatter(x=ep, y=curves[key], name=name), secondary_y=True)
+        # a fold run with --val-every leaves gaps (None) on the epochs it did not validate
+        fig.add_trace(go.Scatter(x=ep, y=curves[key], name=name, connectgaps=True), secondary_y=True)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", secondary_y=False)
     fig.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=True)

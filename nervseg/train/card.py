@@ -30,7 +30,7 @@ def hardware(device: str) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
-RUN_ONLY = ("arch", "data", "out", "runs", "resume", "id", "device", "threads")  # where and how a run ran, not what
+RUN_ONLY = ("arch", "data", "out", "runs", "resume", "id", "device", "threads", "val_every")  # where and how a run ran, not what
 
 
 def recipe(cfg: TrainConfig) -> dict:

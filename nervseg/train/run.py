@@ -115,11 +115,16 @@ def make_fitter(cfg: TrainConfig, model, loader, device: str, size, settings) ->
     return fitter, co_note
 
 
-def _record(state: TrainState, epoch: int, losses: list[float], fg_names: list[str], per_class) -> None:
+def _record(state: TrainState, epoch: int, losses: list[float], fg_names: list[str], per_class,
+            has_validation: bool = True) -> None:
     state.curves["epoch"].append(epoch + 1)
     state.curves["train_loss"].append(float(np.mean(losses)))
-    for c, d in zip(fg_names, per_class if per_class is not None else []):
-        state.curves.setdefault(f"val_dice_{c}", []).append(float(d))  # older checkpoints lack vessel
+    if per_class is not None:
+        for c, d in zip(fg_names, per_class):
+            state.curves.setdefault(f"val_dice_{c}", []).append(float(d))  # older checkpoints lack vessel
+    elif has_validation:  # an epoch skipped by --val-every: a gap, so each curve stays aligned with the epochs
+        for c in fg_names:
+            state.curves.setdefault(f"val_dice_{c}", []).append(None)
     state.curves["seconds"].append(round(state.elapsed, 1))
 
 
@@ -148,11 +153,14 @@ def run_epochs(cfg: TrainConfig, fitter: Fitter, loader, data: TrainData, state:
         if not losses:  # the schedule ended exactly at an epoch boundary
             state.stopped = f"schedule complete after {state.step} steps"
             return
+        last = done or epoch + 1 == cfg.epochs or progress(
+            state.step, fitter.total_steps, state.elapsed + time.time() - t0, cfg.max_minutes) >= 1.0
+        validate = len(data.val_x) and (cfg.selects_on_validation or last or (epoch + 1) % max(1, cfg.val_every) == 0)
         per_class = (run_validation(fitter.scored, data.val_x, data.val_y, NORMALISATION, fitter.device, n_classes)
-                     if len(data.val_x) else None)
+                     if validate else None)
         state.elapsed += time.time() - t0
         state.cpu_seconds += time.process_time() - c0
-        _record(state, epoch, losses, fg_names, per_class)
+        _record(state, epoch, losses, fg_names, per_class, has_validation=len(data.val_x) > 0)
         out_of_patience = _after_epoch(cfg, fitter, state, epoch, per_class, run_dir / "best.safetensors")
         save_checkpoint(run_dir / "last.pt", fitter, state, epoch)
         if out_of_patience:
