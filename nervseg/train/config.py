@@ -59,7 +59,7 @@ class TrainConfig:
                             "the epoch best on the fold; without it: train on every fold (final model)")
     val_every: int = _opt(1, "with --fold: validate every Nth epoch and the last one. A fold's validation only "
                           "draws its curve (it selects nothing), and on one CPU thread it costs about a quarter of "
-                          "a usgra fold's time; the weights are the same whatever N is")
+                          "a usgra fold's time; validating changes no weight")
 
     @property
     def model_id(self) -> str:
