@@ -71,6 +71,17 @@ def test_next_ready_passes_over_a_job_that_does_not_fit_for_one_that_does():
     assert q.next_ready(jobs, set(), set(), fits=lambda j: False) is None
 
 
+def test_next_ready_with_costs_takes_the_longest_job_that_fits():
+    jobs = [j for j in q.plan(RECIPES, {"base": 2, "next": 1}) if j.kind == "fold" and j.task == "base"]
+    minutes = {"fold/base/a1/fold0": 3, "fold/base/a2/fold0": 9, "fold/base/a1/fold1": 5, "fold/base/a2/fold1": 9}
+    first = q.next_ready(jobs, set(), set(), cost=lambda j: minutes[j.id])
+    assert first.id == "fold/base/a2/fold0"  # the longest; of two equal, the first in plan order
+    assert q.next_ready(jobs, set(), {first.id}, cost=lambda j: minutes[j.id]).id == "fold/base/a2/fold1"
+    short = q.next_ready(jobs, set(), set(), fits=lambda j: minutes[j.id] < 6, cost=lambda j: minutes[j.id])
+    assert short.id == "fold/base/a1/fold1"  # the longest of those that fit
+    assert q.next_ready(jobs, set(), set()).id == "fold/base/a1/fold0"  # without costs: plan order
+
+
 def test_estimate_learns_from_the_log():
     job = next(j for j in q.plan(RECIPES, {"base": 2, "next": 1}) if j.id == "fold/base/a2/fold1")
     assert q.estimate(job, []) == 2
@@ -150,6 +161,15 @@ def test_runner_runs_every_ready_job_logs_cpu_time_and_skips_done_and_failed_job
     out = capsys.readouterr().out
     assert out.count("started ") == 1 and "started pilot/next/a1/fold0/bad" in out
     assert len(q.read_log(paths)) == len(log)
+
+
+def test_runner_starts_the_longest_ready_job_first(tmp_path, capsys):
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    q.Runner(jobs, workers=1, paths=q.QueuePaths(tmp_path), command_of=_fake_command,
+             keep=lambda job, paths: None).run()
+    started = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("started ")]
+    assert started[0] == "final/base/a2"  # 2 x final_factor 2 min: the longest ready job, not plan order's first
+    assert started.index("final/next/a2") < started.index("fold/base/a1/fold0")  # next's 8-min final as soon as ready
 
 
 def test_status_counts_and_eta(tmp_path):

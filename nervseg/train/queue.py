@@ -187,14 +187,17 @@ def _kind_key(job_id: str) -> str:
     return "/".join(parts[:3]) if parts[0] != "pilot" else job_id
 
 
-def next_ready(jobs: list[Job], done: set[str], busy: set[str], fits=lambda job: True) -> Job | None:
-    """The first job not done, not running, whose needs are done and that `fits` (e.g. the time left).
+def next_ready(jobs: list[Job], done: set[str], busy: set[str], fits=lambda job: True, cost=None) -> Job | None:
+    """A job not done, not running, whose needs are done and that `fits` (e.g. the time left): the first in
+    plan order, or with `cost` (minutes) the longest.
 
-    A job that does not fit is passed over for a later, shorter one rather than leaving a core idle."""
-    for j in jobs:
-        if j.id not in done and j.id not in busy and all(n in done for n in j.needs) and fits(j):
-            return j
-    return None
+    A job that does not fit is passed over for a later, shorter one rather than leaving a core idle. Longest
+    first (the classic rule for packing jobs on parallel machines): in plan order the long DenseNet folds
+    came last, when a session's time left no longer held them, and cores idled while they waited."""
+    ready = [j for j in jobs if j.id not in done and j.id not in busy and all(n in done for n in j.needs) and fits(j)]
+    if not ready:
+        return None
+    return max(ready, key=cost) if cost else ready[0]  # max keeps the first of equal costs
 
 
 # ---------------------------------------------------------------- running one job
@@ -287,7 +290,7 @@ class Runner:
             log = read_log(self.paths)
             while len(self.running) < self.workers and not (self.work / "stop").exists():
                 job = next_ready([j for j in self.jobs if self.tasks is None or j.task in self.tasks], done, busy,
-                                 fits=lambda j: self._fits(j, log))
+                                 fits=lambda j: self._fits(j, log), cost=lambda j: estimate(j, log))
                 if job is None:
                     break
                 self._start(job)
@@ -347,7 +350,9 @@ def status_lines(jobs: list[Job], workers: int = 2, paths: QueuePaths = HERE) ->
     lines = [f"done {len(done)} / running {len(running)} / left {len(left)} of {len(jobs)} jobs; "
              f"{cpu_h:.1f} CPU-hours so far; ETA {rem / workers / 60:.1f} h at {workers} jobs at a time"]
     lines += [f"  running {r['job']} for {(time.time() - r['started']) / 60:.0f} min" for r in running]
-    lines += [f"  next    {j.id} (~{estimate(j, log):.0f} min)" for j in left[:4]]
+    ready = [j for j in left if all(n in done for n in j.needs)]  # in the order the runner takes them
+    ready.sort(key=lambda j: -estimate(j, log))
+    lines += [f"  next    {j.id} (~{estimate(j, log):.0f} min)" for j in ready[:4]]
     return lines
 
 
