@@ -187,6 +187,11 @@ def _kind_key(job_id: str) -> str:
     return "/".join(parts[:3]) if parts[0] != "pilot" else job_id
 
 
+def ready_jobs(jobs: list[Job], done: set[str], busy: set[str], fits=lambda job: True) -> list[Job]:
+    """Jobs not done, not running, whose needs are done and that `fits`, in plan order."""
+    return [j for j in jobs if j.id not in done and j.id not in busy and all(n in done for n in j.needs) and fits(j)]
+
+
 def next_ready(jobs: list[Job], done: set[str], busy: set[str], fits=lambda job: True, cost=None) -> Job | None:
     """A job not done, not running, whose needs are done and that `fits` (e.g. the time left): the first in
     plan order, or with `cost` (minutes) the longest.
@@ -194,7 +199,7 @@ def next_ready(jobs: list[Job], done: set[str], busy: set[str], fits=lambda job:
     A job that does not fit is passed over for a later, shorter one rather than leaving a core idle. Longest
     first (the classic rule for packing jobs on parallel machines): in plan order the long DenseNet folds
     came last, when a session's time left no longer held them, and cores idled while they waited."""
-    ready = [j for j in jobs if j.id not in done and j.id not in busy and all(n in done for n in j.needs) and fits(j)]
+    ready = ready_jobs(jobs, done, busy, fits)
     if not ready:
         return None
     return max(ready, key=cost) if cost else ready[0]  # max keeps the first of equal costs
@@ -350,8 +355,7 @@ def status_lines(jobs: list[Job], workers: int = 2, paths: QueuePaths = HERE) ->
     lines = [f"done {len(done)} / running {len(running)} / left {len(left)} of {len(jobs)} jobs; "
              f"{cpu_h:.1f} CPU-hours so far; ETA {rem / workers / 60:.1f} h at {workers} jobs at a time"]
     lines += [f"  running {r['job']} for {(time.time() - r['started']) / 60:.0f} min" for r in running]
-    ready = [j for j in left if all(n in done for n in j.needs)]  # in the order the runner takes them
-    ready.sort(key=lambda j: -estimate(j, log))
+    ready = sorted(ready_jobs(left, done, set()), key=lambda j: -estimate(j, log))  # the runner's order
     lines += [f"  next    {j.id} (~{estimate(j, log):.0f} min)" for j in ready[:4]]
     return lines
 
