@@ -195,3 +195,50 @@ def test_runner_with_tasks_starts_only_their_jobs_and_their_needs_count_from_the
     q.Runner(jobs, workers=2, paths=paths, command_of=_fake_command, keep=keep, tasks=frozenset({"next"})).run()
     assert q.finished(jobs, paths) == {j.id for j in jobs}
     assert all(r["machine"] == q.machine() for r in q.read_log(paths))
+
+
+def test_a_jobs_checkpoint_is_where_its_training_keeps_it(tmp_path):
+    from nervseg.cv.run import CvRun
+
+    paths = q.QueuePaths(tmp_path)
+    jobs = {j.kind: j for j in q.plan(RECIPES, {"base": 2, "next": 2})}
+    fold, final = jobs["fold"], jobs["final"]
+    assert fold.checkpoint(paths) == CvRun(fold.task, fold.arch, cv_root=paths.job_root(fold)).checkpoint(fold.fold)
+    cmd = q.command(final, paths)
+    assert final.checkpoint(paths) == tmp_path / cmd[cmd.index("--runs") + 1] / f"{final.task}-{final.arch}" / "last.pt"
+
+
+def _interrupted(job, paths, cpu_seconds: float, elapsed_seconds: float) -> None:
+    """What a run killed with its session leaves: a checkpoint and its record (nervseg.train.loop)."""
+    ckpt = job.checkpoint(paths)
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    ckpt.with_suffix(".json").write_text(
+        f'{{"epochs_done": 7, "cpu_seconds": {cpu_seconds}, "elapsed_seconds": {elapsed_seconds}}}')
+
+
+def test_a_resumed_job_logs_the_cpu_of_its_interrupted_runs(tmp_path, capsys):
+    """A session's end kills a job and its runner: the kernel's count for that run is gone, so the log
+    takes the epochs' CPU from the checkpoint; the budget's CPU-hours would otherwise leave it out."""
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.task == "base" and j.kind != "pilot"]
+    paths = q.QueuePaths(tmp_path)
+    resumed = next(j for j in jobs if j.kind == "fold")
+    _interrupted(resumed, paths, cpu_seconds=600, elapsed_seconds=660)
+    q.Runner(jobs, workers=1, paths=paths, command_of=_fake_command, keep=lambda job, paths: None).run()
+    rows = {r["job"]: r for r in q.read_log(paths)}
+    assert 10 < float(rows[resumed.id]["cpu_minutes"]) < 11  # 10 min before, a fraction of one now
+    assert float(rows[resumed.id]["wall_minutes"]) > 11
+    assert all(float(r["cpu_minutes"]) < 1 for j, r in rows.items() if j != resumed.id)
+    assert f"finished {resumed.id}: 10." in capsys.readouterr().out
+
+
+def test_a_resumed_job_needs_only_what_is_left_of_it_to_fit(tmp_path):
+    import time
+
+    jobs = [j for j in q.plan(RECIPES, {"base": 1, "next": 1}) if j.kind != "pilot"]
+    paths = q.QueuePaths(tmp_path)
+    job = next(j for j in jobs if j.id == "final/base/a2")  # estimate 4 min
+    runner = q.Runner(jobs, workers=2, deadline=time.time() + 150, paths=paths)
+    assert not runner._fits(job, [])
+    _interrupted(job, paths, cpu_seconds=170, elapsed_seconds=180)  # 3 of its 4 minutes done
+    assert runner._fits(job, [])

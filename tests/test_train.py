@@ -34,6 +34,10 @@ def test_short_run_writes_a_card_that_loads_and_predicts(tiny_data_root, tmp_pat
     assert card.data["split"]["val_images"] == 2 and "dice_mean" in card.validation["per_class"]["nerve"]
     assert card.command.startswith("python -m nervseg.train --size 32 32")
     assert (runs / "usgra-unet" / "last.pt").is_file()
+    import json  # the checkpoint's torch-free record: what the training queue counts when a job resumes
+    saved = json.loads((runs / "usgra-unet" / "last.json").read_text())
+    assert saved["epochs_done"] == 3 and round(saved["cpu_seconds"] / 60, 1) == card.training["cpu_minutes"]
+    assert saved["elapsed_seconds"] > 0
     seg = load("usgra-unet", models_dir=out, device="cpu")  # through the one inference path
     img = np.random.default_rng(0).integers(0, 256, (90, 120), dtype=np.uint8)
     assert seg.predict(img).probs.shape == (3, 90, 120)

@@ -61,13 +61,17 @@ class CvRun:
     def fold_dir(self, fold: int) -> Path:
         return Path(self.cv_root) / self.task / self.arch / f"fold{fold}"
 
+    def checkpoint(self, fold: int) -> Path:
+        """The fold's last training checkpoint (nervseg.train --runs <fold>/ckpt)."""
+        return self.fold_dir(fold) / "ckpt" / self.model_id / "last.pt"
+
     def train_command(self, fold: int) -> list[str]:
         """The training CLI call for one fold: its model and checkpoints stay in the fold's folder.
 
         An interrupted fold (a checkpoint but no card) resumes instead of starting over.
         """
         d = self.fold_dir(fold)
-        resume = ["--resume"] if (d / "ckpt" / self.model_id / "last.pt").is_file() else []
+        resume = ["--resume"] if self.checkpoint(fold).is_file() else []
         data = ["--data", str(self.data)] if self.data else []
         return [self.python, "-m", "nervseg.train", "--task", self.task, "--arch", self.arch,
                 "--split-file", _rel(fl.folds_path(self.task, self.splits_dir)), "--fold", str(fold),

@@ -5,6 +5,7 @@ nervseg.train wires them together; each part is small enough to test on its own.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
@@ -181,6 +182,11 @@ def save_checkpoint(path: Path, fitter: Fitter, state: TrainState, epoch: int) -
     torch.save({"model": fitter.model.state_dict(), "opt": fitter.opt.state_dict(), "step": state.step,
                 "curves": state.curves, "best": state.best, "best_epoch": state.best_epoch, "epoch": epoch,
                 "elapsed": state.elapsed, "cpu_seconds": state.cpu_seconds, **ema}, path)
+    # beside it, readable without torch: the time an interrupted job already spent (the queue logs it on resume)
+    side = path.with_suffix(".json")
+    side.with_suffix(".tmp").write_text(json.dumps({"epochs_done": epoch + 1, "cpu_seconds": state.cpu_seconds,
+                                                      "elapsed_seconds": state.elapsed}))
+    side.with_suffix(".tmp").replace(side)
 
 
 def load_checkpoint(path: Path, fitter: Fitter, state: TrainState) -> None:

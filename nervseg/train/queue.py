@@ -7,7 +7,8 @@
 Jobs come from nervseg/recipes.json and the fold files: the recipe pilot, then per task and
 architecture the final model (all non-sample data) and the five folds; usgra jobs start from the
 kaggle-bp final model of the same architecture. Each job runs as a single-thread process at nice 19,
-checkpoints every epoch and resumes when started again. What a finished job leaves is small and
+checkpoints every epoch and resumes when started again (its log row then counts the CPU of the interrupted
+runs too, from the checkpoint's record). What a finished job leaves is small and
 tracked, so it survives a new machine:
   splits/cv/jobs.csv                       one row per finished job: CPU and wall minutes
   splits/cv/<task>/<arch>/fold<K>.csv      the fold's per-image out-of-fold rows (nervseg.cv.run.ROW_KEYS)
@@ -58,6 +59,11 @@ class QueuePaths:
     def work(self) -> Path:
         return self.root / "runs" / "queue"
 
+    @property
+    def final_runs(self) -> Path:
+        """Where final jobs checkpoint (nervseg.train --runs)."""
+        return self.work / "final"
+
     def job_root(self, job: Job) -> Path:
         """Where a fold or pilot job trains and scores (nervseg.cv's --cv-root)."""
         return self.work / ("pilot" / Path(job.variant) if job.kind == "pilot" else Path("cv"))
@@ -93,6 +99,18 @@ class Job:
         cv_dir = paths.cv_dir
         stem = cv_dir / "pilot" / self.variant if self.kind == "pilot" else cv_dir / self.task / self.arch / f"fold{self.fold}"
         return [stem.with_suffix(".csv"), stem.with_suffix(".json")]
+
+    def checkpoint(self, paths: QueuePaths) -> Path:
+        """The job's last training checkpoint (where `command` has nervseg.train keep it)."""
+        if self.kind == "final":
+            return paths.final_runs / f"{self.task}-{self.arch}" / "last.pt"
+        return self.cv_run(paths).checkpoint(self.fold)
+
+    def cv_run(self, paths: QueuePaths):
+        """The nervseg.cv run of a fold or pilot job (its folder layout is that module's)."""
+        from nervseg.cv.run import CvRun
+
+        return CvRun(self.task, self.arch, cv_root=paths.job_root(self))
 
 
 def read_recipes(path: Path = RECIPES) -> dict:
@@ -218,7 +236,7 @@ def command(job: Job, paths: QueuePaths = HERE, python: str = sys.executable) ->
     if job.kind == "final":
         return [python, "-m", "nervseg.train", "--task", job.task, "--arch", job.arch,
                 "--split-file", f"splits/{job.task}-folds.json", *shlex.split(job.args), "--threads", "1",
-                "--out", paths.rel(paths.next_models), "--runs", paths.rel(paths.work / "final"), "--resume"]
+                "--out", paths.rel(paths.next_models), "--runs", paths.rel(paths.final_runs), "--resume"]
     init_dir = paths.root / "models" if job.kind == "pilot" else paths.next_models
     return [python, "-m", "nervseg.cv", "run", "--task", job.task, "--arch", job.arch, "--folds", str(job.fold),
             "--recipe-args", f"{job.args} --threads 1" + (f" --val-every {FOLD_VAL_EVERY}" if job.kind == "fold" else ""),
@@ -226,11 +244,26 @@ def command(job: Job, paths: QueuePaths = HERE, python: str = sys.executable) ->
             "--cv-root", paths.rel(paths.job_root(job))]
 
 
+def earlier_minutes(job: Job, paths: QueuePaths = HERE) -> tuple[float, float]:
+    """CPU and wall minutes that interrupted runs of `job` spent in the epochs its checkpoint holds.
+
+    A session's end kills a job and its runner, so the kernel's count for that run is lost; the
+    checkpoint's record (nervseg.train.loop.save_checkpoint) keeps the epochs' CPU. Its start-up and the
+    unfinished epoch are not counted: at most a few minutes per interruption.
+    """
+    side = job.checkpoint(paths).with_suffix(".json")
+    try:
+        saved = json.loads(side.read_text())
+        return float(saved["cpu_seconds"]) / 60, float(saved["elapsed_seconds"]) / 60
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0, 0.0
+
+
 def keep_outputs(job: Job, paths: QueuePaths = HERE) -> None:
     """Copy a finished fold's or pilot's scores and card from the work folder into the tracked folder."""
     if job.kind == "final":
         return
-    src = paths.job_root(job) / job.task / job.arch / f"fold{job.fold}"
+    src = job.cv_run(paths).fold_dir(job.fold)
     csv_out, card_out = job.outputs(paths)
     csv_out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "scores.csv", csv_out)
@@ -255,6 +288,7 @@ class Runner:
         # reaped) by the next Popen call, and wait4 would never see that job end
         self.running: dict[int, tuple[Job, float, subprocess.Popen]] = {}
         self.ratios: list[float] = []  # wall / estimate of the jobs this run finished
+        self.earlier: dict[str, tuple[float, float]] = {}  # CPU and wall minutes of a job's interrupted runs
         self.work = paths.work
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -262,6 +296,7 @@ class Runner:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NERVSEG_THREADS": "1",
                "PYTHONUNBUFFERED": "1"}
         cmd = self.command_of(job, self.paths)
+        self.earlier[job.id] = earlier_minutes(job, self.paths)
         log = open(self.work / "logs" / (job.id.replace("/", "_") + ".log"), "a")
         log.write(f"\n=== {datetime.now(UTC).isoformat(timespec='seconds')} {shlex.join(cmd)}\n")
         log.flush()
@@ -285,7 +320,11 @@ class Runner:
         return pace(self.ratios + past)
 
     def _fits(self, job: Job, log: list[dict]) -> bool:
-        return self.deadline is None or time.time() + 60 * estimate(job, log) * self.pace(log) <= self.deadline
+        if self.deadline is None:
+            return True
+        need = estimate(job, log) * self.pace(log)
+        left = max(need - earlier_minutes(job, self.paths)[1], 0.1 * need)  # a resumed job has less to do
+        return time.time() + 60 * left <= self.deadline
 
     def run(self) -> None:
         failed: set[str] = set()
@@ -309,6 +348,8 @@ class Runner:
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait on it again
             self._write_state()
             cpu, wall = (usage.ru_utime + usage.ru_stime) / 60, (time.time() - started) / 60
+            earlier, earlier_wall = self.earlier.pop(job.id, (0.0, 0.0))
+            cpu, wall = cpu + earlier, wall + earlier_wall
             if os.waitstatus_to_exitcode(status) != 0:
                 failed.add(job.id)  # not retried in this run: its log says why
                 print(f"FAILED {job.id} (exit {os.waitstatus_to_exitcode(status)}); see runs/queue/logs", flush=True)
@@ -318,7 +359,8 @@ class Runner:
             append_log({"job": job.id, "cpu_minutes": f"{cpu:.3f}", "wall_minutes": f"{wall:.3f}",
                         "finished": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()},
                        self.paths)
-            print(f"finished {job.id}: {cpu:.1f} CPU min, {wall:.1f} wall min", flush=True)
+            print(f"finished {job.id}: {cpu:.1f} CPU min" + (f" ({earlier:.1f} of them in interrupted runs)"
+                  if earlier else "") + f", {wall:.1f} wall min", flush=True)
         (self.work / "state.json").unlink(missing_ok=True)
         print("queue runner stopped: " + ("nothing left" if len(finished(self.jobs, self.paths)) == len(self.jobs)
                                           else "no job left that is ready and fits the time"), flush=True)
