@@ -242,3 +242,22 @@ def test_a_resumed_job_needs_only_what_is_left_of_it_to_fit(tmp_path):
     assert not runner._fits(job, [])
     _interrupted(job, paths, cpu_seconds=170, elapsed_seconds=180)  # 3 of its 4 minutes done
     assert runner._fits(job, [])
+
+
+def test_a_stale_state_names_no_live_runner_when_its_pids_are_other_programs(tmp_path):
+    """After a restart, the pids in a killed session's state.json may be reused by other programs."""
+    import json
+    import subprocess
+
+    paths = q.QueuePaths(tmp_path)
+    paths.work.mkdir(parents=True)
+    other = subprocess.Popen(["sleep", "30"])
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "-m", "nervseg.train.queue"])
+    try:
+        for pid, alive in ((other.pid, None), (ours.pid, ours.pid)):
+            (paths.work / "state.json").write_text(json.dumps({"runner_pid": pid, "deadline": None, "running": []}))
+            assert q.runner_alive(paths) == alive
+    finally:
+        other.kill(), ours.kill(), other.wait(), ours.wait()
+    (paths.work / "state.json").write_text(json.dumps({"runner_pid": ours.pid, "deadline": None, "running": []}))
+    assert q.runner_alive(paths) is None  # ended

@@ -370,7 +370,18 @@ class Runner:
 
 
 def _alive(pid: int) -> bool:
-    try:
+    """Whether `pid` is still one of the queue's processes (runner or job).
+
+    state.json outlives a session killed with its machine; after a restart its pids may belong to other
+    programs, which `run` must not wait for and `stop --now` must not end.
+    """
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if Path("/proc/self/cmdline").exists():
+        try:
+            return b"nervseg" in cmdline.read_bytes()
+        except OSError:
+            return False
+    try:  # no /proc (macOS): whether the pid exists at all
         os.kill(pid, 0)
     except OSError:
         return False
