@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from nervseg import PROJECT_ROOT, data_root
 from nervseg.data import folds as fl
 from nervseg.data.datasets import Pair, spec
 from nervseg.evaluate.presence import presence_score
+from nervseg.files import write_atomic
 from nervseg.io.readers import load_image, load_mask
 from nervseg.metrics import class_rows
 
@@ -134,13 +134,11 @@ def score_images(segmenter, items: list[tuple[str, Pair, str]], task: str, arch:
 
 def write_rows(rows: list[dict], path: Path) -> None:
     """Write rows atomically (folds scored in parallel each rewrite oof.csv)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=list(ROW_KEYS), extrasaction="ignore")  # the tracked files' columns
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
+    write_atomic(path, write)
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nervseg import PROJECT_ROOT, data_root
+from nervseg.files import write_atomic
 from nervseg.io.hashing import sha256_bytes
 
 MANIFEST = PROJECT_ROOT / "sample_images" / "manifest.json"
@@ -187,10 +188,7 @@ def fetch(sample: Sample, progress: Progress | None = None, timeout: float = 15.
     if sha256_bytes(data) != sample.sha256:
         raise SampleError(f"{sample.name}: the downloaded file differs from the manifest (sha256 mismatch); not used.")
     target = cache_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / (sample.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(target / sample.name)
+    write_atomic(target / sample.name, lambda f: f.write(data), binary=True)
     return target / sample.name
 
 

@@ -14,13 +14,12 @@ import argparse
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from nervseg.data.datasets import Pair
 from nervseg.data.pairs import find_pairs
 from nervseg.evaluate.batch import class_figures, score_rows
+from nervseg.files import write_atomic
 from nervseg.inference.segmenter import configure_threads
 from nervseg.io.limits import InputError, safe_name
 from nervseg.io.readers import check_pair, load_image_data, load_mask
@@ -44,19 +43,6 @@ def evaluate_pairs(segmenter, pairs: list[Pair], progress=None) -> dict:
     return {"rows": rows, "summary": {"n_images": len(pairs), "per_class": per_class}}
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write through a temp file beside `path`, then rename: a failure never leaves a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_csv(rows: list[dict], path: Path) -> None:
     """Per-image rows as UTF-8 CSV, written atomically (all or nothing)."""
     def write(f) -> None:
@@ -65,7 +51,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
             w.writeheader()
             w.writerows(rows)
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 def _json_safe(o):
@@ -111,7 +97,7 @@ def main(argv=None) -> None:
                   f"iou {e['iou_mean']:.4f}  hd95 {e['hd95_mean'] if e['hd95_mean'] is not None else float('nan'):.1f}px")
     if args.out:
         write_csv(all_rows, args.out)
-        _write_atomic(args.out.with_suffix(".json"), lambda f: f.write(json.dumps(_json_safe(summaries), indent=2)))
+        write_atomic(args.out.with_suffix(".json"), lambda f: f.write(json.dumps(_json_safe(summaries), indent=2)))
         print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nervseg.files import write_text_atomic
 from nervseg.metrics import dice_per_image
 from nervseg.models.card_ops import Normalisation
 
@@ -183,10 +184,8 @@ def save_checkpoint(path: Path, fitter: Fitter, state: TrainState, epoch: int) -
                 "curves": state.curves, "best": state.best, "best_epoch": state.best_epoch, "epoch": epoch,
                 "elapsed": state.elapsed, "cpu_seconds": state.cpu_seconds, **ema}, path)
     # beside it, readable without torch: the time an interrupted job already spent (the queue logs it on resume)
-    side = path.with_suffix(".json")
-    side.with_suffix(".tmp").write_text(json.dumps({"epochs_done": epoch + 1, "cpu_seconds": state.cpu_seconds,
-                                                      "elapsed_seconds": state.elapsed}))
-    side.with_suffix(".tmp").replace(side)
+    write_text_atomic(path.with_suffix(".json"), json.dumps({"epochs_done": epoch + 1, "cpu_seconds": state.cpu_seconds,
+                                                            "elapsed_seconds": state.elapsed}))
 
 
 def load_checkpoint(path: Path, fitter: Fitter, state: TrainState) -> None:

@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nervseg import PROJECT_ROOT
+from nervseg.files import write_text_atomic
 
 RECIPES = Path(__file__).with_name("recipes.json")
 LOG_KEYS = ("job", "cpu_minutes", "wall_minutes", "finished", "machine")
@@ -310,9 +311,7 @@ class Runner:
     def _write_state(self) -> None:
         state = {"runner_pid": os.getpid(), "deadline": self.deadline,
                  "running": [{"job": j.id, "pid": pid, "started": t} for pid, (j, t, _) in self.running.items()]}
-        tmp = self.work / ".state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.work / "state.json")
+        write_text_atomic(self.work / "state.json", json.dumps(state))
 
     def pace(self, log: list[dict], now: float | None = None) -> float:
         now = now or time.time()
@@ -375,10 +374,9 @@ def _alive(pid: int) -> bool:
     state.json outlives a session killed with its machine; after a restart its pids may belong to other
     programs, which `run` must not wait for and `stop --now` must not end.
     """
-    cmdline = Path(f"/proc/{pid}/cmdline")
     if Path("/proc/self/cmdline").exists():
         try:
-            return b"nervseg" in cmdline.read_bytes()
+            return b"nervseg" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return False
     try:  # no /proc (macOS): whether the pid exists at all
