@@ -61,16 +61,15 @@ for c in sorted(cards, key=lambda c: (c.id != current, c.id)):
     label = f"{c.name}  ·  `{c.id}`" + ("  (selected)" if c.id == current else "")
     with st.expander(label, expanded=c.id == current):
         spec = ARCHITECTURES.get(c.architecture)
-        m1, m2, m3, m4 = st.columns(4)
-        m1.metric("Architecture", c.arch_display)
-        m2.metric("Parameters", f"{c.parameters / 1e6:.2f} M")
-        m3.metric("Weights", f"{c.weights_bytes / 1e6:.1f} MB", help=f"{c.weights_dtype}, sha256 {c.weights_sha256[:16]}…")
+        m1, m2, m3 = st.columns(3)  # figures only: a name in a metric's large type is cut short at 1024 px
+        m1.metric("Parameters", f"{c.parameters / 1e6:.2f} M")
+        m2.metric("Weights", f"{c.weights_bytes / 1e6:.1f} MB", help=f"{c.weights_dtype}, sha256 {c.weights_sha256[:16]}…")
         dice = c.quality_dice("nerve")
-        m4.metric("Nerve Dice", ac.fmt(dice), help="Mean per-image Dice on held-out images [95% CI]: "
+        m3.metric("Nerve Dice", ac.fmt(dice), help="Mean per-image Dice on held-out images [95% CI]: "
                   + demo.dice_with_ci(c.task, c.id, "nerve", dice) + ". " + demo.how_measured(c.task))
         st.markdown(
             f"**Finds · learnt from:** {provenance.group_label(c)}  \n"
-            f"**Build:** {spec.description if spec else c.architecture}  \n"
+            f"**Architecture:** {c.arch_display}: {spec.description if spec else c.architecture}  \n"
             f"**Input:** {c.input_size[0]}×{c.input_size[1]} (H×W) grey · "
             f"preprocessing: {Preprocess.from_dict(c.preprocess).describe()}  \n"
             f"**Classes:** {', '.join(c.classes)}"
