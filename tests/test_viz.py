@@ -115,6 +115,10 @@ def test_plotly_figures(scene):
     assert [t.name for t in fig.data] == ["training loss", "validation nerve Dice", "validation vessel Dice"]
     assert list(fig.data[2].y) == [0.1, 0.3, 0.6]
     assert list(fig.data[0].y) == [1.0, 0.7, 0.5]
+    assert fig.layout.yaxis2.title.text == "Dice"
+    final = {"epoch": [1, 2], "train_loss": [1.0, 0.7], "val_dice_nerve": [], "val_dice_vessel": [], "seconds": [1, 2]}
+    fig = viz.curves_figure(final)  # a final model (trained on every fold): no validation curve, no Dice axis
+    assert [t.name for t in fig.data] == ["training loss"] and "yaxis2" not in fig.layout
     rows = [{"model": m, "dice": d} for m, d in [("a", 0.5), ("a", 0.7), ("b", 0.9)]]
     assert len(viz.metric_box_figure(rows).data) == 2
     fig = viz.dice_matrix_figure(["a", "b"], np.array([[1.0, 0.6], [0.6, 1.0]]))

@@ -288,16 +288,19 @@ def curves_figure(curves: dict):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    # a final model trains on every fold, so it has no validation curve: then no Dice axis either
+    validated = [k for k in curves if k.startswith("val_dice_") and any(v is not None for v in curves[k])]
+    fig = make_subplots(specs=[[{"secondary_y": bool(validated)}]])
     ep = curves.get("epoch", [])
-    fig.add_trace(go.Scatter(x=ep, y=curves.get("train_loss", []), name="training loss"), secondary_y=False)
-    for key in (k for k in curves if k.startswith("val_dice_")):
+    fig.add_trace(go.Scatter(x=ep, y=curves.get("train_loss", []), name="training loss"))
+    for key in validated:
         name = f"validation {key.removeprefix('val_dice_')} Dice"
         # a fold run with --val-every leaves gaps (None) on the epochs it did not validate
         fig.add_trace(go.Scatter(x=ep, y=curves[key], name=name, connectgaps=True), secondary_y=True)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", secondary_y=False)
-    fig.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=True)
+    if validated:
+        fig.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=True)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
