@@ -182,6 +182,16 @@ def presence_basis(block: dict) -> str:
     return f"learnt from the model's results on {n_yes + n_no} scans it had not seen, {n_no} of them without one"
 
 
+def likelihood_text(probability: float) -> str:
+    """A calibrated probability in words: never "100%" or "0%", which an isotonic fit on a few hundred
+    scans gives its extreme bins but no such data can back."""
+    if probability >= 0.995:
+        return "over 99% likely"
+    if probability < 0.005:
+        return "under 1% likely"
+    return f"{probability:.0%} likely"
+
+
 def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] | None = None) -> None:
     """One metric per structure: found / not found, the calibrated probability or 'not calibrated', Dice."""
     block = card_presence(card) or {}
@@ -193,7 +203,7 @@ def show_presence(card: ModelCard, found: list[Presence], dice: dict[str, dict] 
         verdict = "found" if p.found else "doubtful" if p.marked else "not found"
         if p.calibrated:
             b = block.get(p.name, {})
-            delta = f"{p.probability:.0%} likely"
+            delta = likelihood_text(p.probability)
             hlp = f"How likely a {p.name} is in the image, {presence_basis(b)}; found when it reaches " \
                   f"{float(b.get('threshold', 0.5)):.0%}."
             if p.marked and not p.found:

@@ -384,7 +384,7 @@ def test_gallery_opens_a_sample_segmented_with_truth_dice_and_vessel(no_data):
     expected = {p.name: p for p in assess(prediction.probs, prediction.mask, default.classes,
                                           provenance.card_presence(default))}
     assert expected["vessel"].calibrated and not expected["nerve"].calibrated
-    assert shown["vessel"][1] == f"{expected['vessel'].probability:.0%} likely"
+    assert shown["vessel"][1] == demo.likelihood_text(expected["vessel"].probability)
     assert not shown["nerve"][1]  # no probability posing as confidence where none was calibrated
 
 
@@ -476,10 +476,17 @@ def test_calibrated_presence_is_shown_with_what_it_was_measured_on(no_data, tmp_
     assert why in shown["nerve"].help and not shown["nerve"].delta
     for p in [p for p in expected if p.calibrated]:
         assert shown[p.name].value == ("found" if p.found else "doubtful" if p.marked else "not found")
-        assert shown[p.name].delta == f"{p.probability:.0%} likely"
+        assert shown[p.name].delta == demo.likelihood_text(p.probability)
         assert "results on 192 scans it had not seen, 22 of them without one" in shown[p.name].help
         assert "On 170 scans that do show a vessel, this check said found for 81%" in shown[p.name].help
         assert ("the check doubts them" in shown[p.name].help) == (p.marked and not p.found)
+
+
+def test_a_calibrated_probability_is_never_shown_as_certainty():
+    # isotonic calibration on 192 scans gives its top bin 1.0: "100% likely" would claim what no data backs
+    assert demo.likelihood_text(1.0) == demo.likelihood_text(0.996) == "over 99% likely"
+    assert demo.likelihood_text(0.0) == "under 1% likely"
+    assert demo.likelihood_text(0.42) == "42% likely" and demo.likelihood_text(0.994) == "99% likely"
 
 
 def test_metrics_names_the_images_a_model_trained_on(no_data):
